@@ -1,0 +1,32 @@
+"""Project pipelines.
+
+Pipelines are discovered from ``src/yolo_mlops/pipelines/<name>/`` and combined here into the
+user-facing chains: ``data`` (ingestion + validation) and ``training`` (the whole chain, also the
+default).
+"""
+
+from __future__ import annotations
+
+from kedro.framework.project import find_pipelines
+from kedro.pipeline import Pipeline
+
+# Stages in run order. A stage that is not (yet) present is simply left out of the chains.
+DATA_STAGES = ("data_ingestion", "data_validation")
+TRAINING_STAGES = (*DATA_STAGES, "preprocessing", "training", "evaluation", "register")
+
+
+def _chain(pipelines: dict[str, Pipeline], stages: tuple[str, ...]) -> Pipeline:
+    return sum((pipelines[s] for s in stages if s in pipelines), start=Pipeline([]))
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Register the project's pipelines.
+
+    Returns:
+        A mapping from pipeline names to ``Pipeline`` objects.
+    """
+    pipelines = find_pipelines(raise_errors=True)
+    pipelines["data"] = _chain(pipelines, DATA_STAGES)
+    pipelines["training"] = _chain(pipelines, TRAINING_STAGES)
+    pipelines["__default__"] = pipelines["training"]
+    return pipelines
