@@ -42,7 +42,7 @@ def xyxy_to_xywh(boxes: Boxes) -> Boxes:
 
 
 def xywhn_to_xyxy(boxes: Boxes, width: float, height: float) -> Boxes:
-    """YOLO label format (centre/size normalised to [0, 1]) → xyxy in pixels of a ``width × height`` image."""
+    """YOLO label format (normalised centre/size) → xyxy in pixels of a ``width × height`` image."""
     out = xywh_to_xyxy(boxes)
     out[..., 0::2] *= width
     out[..., 1::2] *= height

@@ -1,0 +1,194 @@
+"""Task-aligned label assignment (TAL) for the YOLO11 detection loss.
+
+Each ground-truth box (GT) picks the anchor points that both lie inside it and predict it well:
+the *alignment* of an anchor with a GT is ``score^alpha · overlap^beta``, where ``score`` is the
+predicted probability of the GT's class at that anchor and ``overlap`` the CIoU (clamped at 0)
+between the GT and the anchor's predicted box. Each GT keeps its ``topk`` best-aligned anchors
+whose centre lies strictly inside it; an anchor wanted by several GTs goes to the one it overlaps
+most. The classification target of a positive anchor is its alignment, rescaled per GT so that
+the GT's best anchor gets the GT's best overlap.
+
+Everything is vectorised over the batch, the (padded) GTs and the anchors: GT tensors are padded
+to ``[B, M, ...]`` with a boolean ``mask_gt [B, M]`` saying which rows are real. Dense tensors are
+``[B, M, A]`` at most; the class dimension is only touched by gathering each GT's own class, so
+no ``[B, M, A, nc]`` tensor is ever built.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from yolo_mlops.yolo.boxes import bbox_ciou
+
+
+class Assignment(NamedTuple):
+    """Result of :class:`TaskAlignedAssigner` for ``B`` images and ``A`` anchors.
+
+    Attributes:
+        labels: ``[B, A]`` int64 class id of the assigned GT; ``num_classes`` for background.
+        bboxes: ``[B, A, 4]`` xyxy in input pixels of the assigned GT; zeros for background.
+        scores: ``[B, A, nc]`` soft classification targets (one-hot × normalised alignment).
+        fg_mask: ``[B, A]`` bool, True for foreground (positive) anchors.
+        gt_index: ``[B, A]`` int64 index ``m`` of the assigned GT row; 0 for background.
+    """
+
+    labels: torch.Tensor
+    bboxes: torch.Tensor
+    scores: torch.Tensor
+    fg_mask: torch.Tensor
+    gt_index: torch.Tensor
+
+
+def anchors_inside_boxes(
+    anchor_points: torch.Tensor, gt_bboxes: torch.Tensor, eps: float = 1e-9
+) -> torch.Tensor:
+    """Which anchor centres lie strictly inside which GT box.
+
+    Args:
+        anchor_points: ``[A, 2]`` (x, y) in input pixels.
+        gt_bboxes: ``[B, M, 4]`` xyxy in input pixels.
+        eps: every margin (left, top, right, bottom) must exceed this.
+
+    Returns:
+        ``[B, M, A]`` bool.
+    """
+    x = anchor_points[:, 0].view(1, 1, -1)
+    y = anchor_points[:, 1].view(1, 1, -1)
+    x1, y1, x2, y2 = (gt_bboxes[..., i : i + 1] for i in range(4))  # each [B, M, 1]
+    return (x - x1 > eps) & (y - y1 > eps) & (x2 - x > eps) & (y2 - y > eps)
+
+
+class TaskAlignedAssigner(nn.Module):
+    """Assign GT boxes to anchors by task alignment (see module docstring).
+
+    Args:
+        num_classes: number of classes ``nc``.
+        topk: anchors kept per GT.
+        alpha: exponent of the class score in the alignment metric.
+        beta: exponent of the CIoU overlap in the alignment metric.
+        eps: numerical guard for the candidate margins and the normalisation.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        topk: int = 10,
+        alpha: float = 0.5,
+        beta: float = 6.0,
+        eps: float = 1e-9,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.topk = topk
+        self.alpha = alpha
+        self.beta = beta
+        self.eps = eps
+
+    @torch.no_grad()
+    def forward(  # noqa: PLR0917 (the six tensors are the assignment's natural inputs)
+        self,
+        pred_scores: torch.Tensor,
+        pred_bboxes: torch.Tensor,
+        anchor_points: torch.Tensor,
+        gt_labels: torch.Tensor,
+        gt_bboxes: torch.Tensor,
+        mask_gt: torch.Tensor,
+    ) -> Assignment:
+        """Assign targets.
+
+        Args:
+            pred_scores: ``[B, A, nc]`` predicted class probabilities (after sigmoid).
+            pred_bboxes: ``[B, A, 4]`` predicted boxes, xyxy input pixels.
+            anchor_points: ``[A, 2]`` anchor centres in input pixels.
+            gt_labels: ``[B, M]`` (or ``[B, M, 1]``) class ids of the padded GTs.
+            gt_bboxes: ``[B, M, 4]`` xyxy input pixels of the padded GTs.
+            mask_gt: ``[B, M]`` (or ``[B, M, 1]``) True for real GT rows.
+
+        Returns:
+            An :class:`Assignment`.
+        """
+        batch, num_anchors, num_classes = pred_scores.shape
+        device = pred_scores.device
+        gt_labels = gt_labels.reshape(batch, -1).long()
+        mask_gt = mask_gt.reshape(batch, -1).bool()
+        num_gts = gt_labels.shape[1]
+
+        if num_gts == 0 or not bool(mask_gt.any()):
+            return Assignment(
+                labels=torch.full(
+                    (batch, num_anchors), num_classes, dtype=torch.long, device=device
+                ),
+                bboxes=torch.zeros((batch, num_anchors, 4), dtype=pred_bboxes.dtype, device=device),
+                scores=torch.zeros_like(pred_scores),
+                fg_mask=torch.zeros((batch, num_anchors), dtype=torch.bool, device=device),
+                gt_index=torch.zeros((batch, num_anchors), dtype=torch.long, device=device),
+            )
+
+        # Candidates: anchor centre strictly inside a real GT.
+        candidates = anchors_inside_boxes(anchor_points, gt_bboxes, self.eps) & mask_gt[..., None]
+        overlaps, align_metric = self._alignment(
+            pred_scores, pred_bboxes, gt_labels, gt_bboxes, candidates
+        )  # [B, M, A] each, 0 outside the candidates
+
+        # Top-k anchors per GT over all anchors, then keep only candidates.
+        k = min(self.topk, num_anchors)
+        topk_index = align_metric.topk(k, dim=-1, largest=True).indices  # [B, M, k]
+        in_topk = torch.zeros_like(candidates).scatter_(-1, topk_index, True)
+        mask_pos = in_topk & candidates  # [B, M, A]
+
+        # An anchor positive for several GTs keeps the GT with the highest overlap among those.
+        multi = mask_pos.sum(1) > 1  # [B, A]
+        if bool(multi.any()):
+            best_gt = overlaps.masked_fill(~mask_pos, -1.0).argmax(1)  # [B, A]
+            is_best = torch.zeros_like(mask_pos).scatter_(1, best_gt[:, None, :], True)
+            mask_pos = torch.where(multi[:, None, :], is_best & mask_pos, mask_pos)
+
+        fg_mask = mask_pos.any(1)  # [B, A]
+        gt_index = mask_pos.to(torch.uint8).argmax(1)  # [B, A]; 0 for background
+
+        # Normalise the alignment per GT: max over its positives -> its max overlap.
+        align_metric = align_metric * mask_pos
+        max_metric = align_metric.amax(-1, keepdim=True)  # [B, M, 1]
+        max_overlap = (overlaps * mask_pos).amax(-1, keepdim=True)  # [B, M, 1]
+        norm_metric = (align_metric * max_overlap / (max_metric + self.eps)).amax(1)  # [B, A]
+
+        batch_index = torch.arange(batch, device=device)[:, None]
+        labels = gt_labels[batch_index, gt_index]  # [B, A]
+        bboxes = gt_bboxes[batch_index, gt_index] * fg_mask[..., None]  # [B, A, 4]
+        labels = torch.where(fg_mask, labels, torch.full_like(labels, num_classes))
+
+        scores = torch.zeros_like(pred_scores)
+        scores.scatter_(
+            -1,
+            labels.clamp(max=num_classes - 1)[..., None],
+            (norm_metric * fg_mask).to(scores.dtype)[..., None],
+        )
+        return Assignment(labels, bboxes, scores, fg_mask, gt_index)
+
+    def _alignment(
+        self,
+        pred_scores: torch.Tensor,
+        pred_bboxes: torch.Tensor,
+        gt_labels: torch.Tensor,
+        gt_bboxes: torch.Tensor,
+        candidates: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """CIoU overlaps and alignment metric, computed only for candidate (b, m, a) triples.
+
+        Returns:
+            ``overlaps [B, M, A]`` (CIoU clamped at 0) and ``align_metric [B, M, A]``, both 0
+            where ``candidates`` is False.
+        """
+        b_idx, m_idx, a_idx = candidates.nonzero(as_tuple=True)
+        overlap = bbox_ciou(gt_bboxes[b_idx, m_idx], pred_bboxes[b_idx, a_idx]).clamp_(min=0)
+        score = pred_scores[b_idx, a_idx, gt_labels[b_idx, m_idx]]
+        metric = score.pow(self.alpha) * overlap.pow(self.beta)
+
+        overlaps = torch.zeros(candidates.shape, dtype=pred_bboxes.dtype, device=candidates.device)
+        align_metric = torch.zeros_like(overlaps)
+        overlaps[b_idx, m_idx, a_idx] = overlap.to(overlaps.dtype)
+        align_metric[b_idx, m_idx, a_idx] = metric.to(overlaps.dtype)
+        return overlaps, align_metric

@@ -1,0 +1,209 @@
+"""YOLO11 detection loss: task-aligned assignment, BCE classification, CIoU box and DFL losses.
+
+``total, parts = DetectionLoss(nc)(raw_maps, targets, batch_size)``:
+
+* ``raw_maps``: the model's three head maps ``[B, 4·reg_max + nc, H_i, W_i]`` (strides 8, 16, 32);
+  the first ``4·reg_max`` channels are the box-side distributions (l, t, r, b; ``reg_max`` bins
+  each), the last ``nc`` the class logits.
+* ``targets``: float ``[N, 6]`` rows (batch_index, class_id, x1, y1, x2, y2) in input pixels.
+* ``total``: scalar with gradient, ``(box·7.5 + cls·0.5 + dfl·1.5) · batch_size``.
+* ``parts``: detached ``[3]`` (box, cls, dfl), gain-multiplied but not multiplied by the batch
+  size: the ``box_loss cls_loss dfl_loss`` columns of the training log.
+
+The loss is always computed in float32 (autocast is switched off inside), on the device of the
+maps. Normalisation: every term is divided by ``max(Σ target scores, 1)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from yolo_mlops.yolo.anchors import bbox2dist, dist2bbox, make_anchors
+from yolo_mlops.yolo.assigner import TaskAlignedAssigner
+from yolo_mlops.yolo.boxes import bbox_ciou
+
+
+def pad_targets(
+    targets: torch.Tensor, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Group flat targets per image and pad to the largest GT count ``M``.
+
+    Args:
+        targets: ``[N, 6]`` (batch_index, class_id, x1, y1, x2, y2), any row order.
+        batch_size: ``B``; rows with a batch index outside ``[0, B)`` are an error.
+
+    Returns:
+        ``labels [B, M]`` int64, ``bboxes [B, M, 4]`` float (xyxy, zeros in padding),
+        ``mask_gt [B, M]`` bool (True for real rows).
+    """
+    device = targets.device
+    if targets.numel() == 0:
+        return (
+            torch.zeros((batch_size, 0), dtype=torch.long, device=device),
+            torch.zeros((batch_size, 0, 4), dtype=torch.float32, device=device),
+            torch.zeros((batch_size, 0), dtype=torch.bool, device=device),
+        )
+    image = targets[:, 0].long()
+    if bool((image < 0).any()) or bool((image >= batch_size).any()):
+        raise ValueError(
+            f"targets batch_index must lie in [0, {batch_size}); got "
+            f"{int(image.min())}..{int(image.max())}"
+        )
+    order = torch.argsort(image, stable=True)
+    image = image[order]
+    counts = torch.bincount(image, minlength=batch_size)  # [B]
+    starts = counts.cumsum(0) - counts
+    slot = torch.arange(image.numel(), device=device) - starts[image]  # position within its image
+    num_gts = int(counts.max())
+
+    labels = torch.zeros((batch_size, num_gts), dtype=torch.long, device=device)
+    bboxes = torch.zeros((batch_size, num_gts, 4), dtype=torch.float32, device=device)
+    mask_gt = torch.zeros((batch_size, num_gts), dtype=torch.bool, device=device)
+    rows = targets[order].float()
+    labels[image, slot] = rows[:, 1].long()
+    bboxes[image, slot] = rows[:, 2:6]
+    mask_gt[image, slot] = True
+    return labels, bboxes, mask_gt
+
+
+def dfl_loss(pred_dist: torch.Tensor, target_dist: torch.Tensor, reg_max: int = 16) -> torch.Tensor:
+    """Distribution focal loss per box, averaged over its four sides.
+
+    Args:
+        pred_dist: ``[n, 4, reg_max]`` logits of the bins for sides (l, t, r, b).
+        target_dist: ``[n, 4]`` target distances in grid units, within ``[0, reg_max - 1)``.
+        reg_max: number of bins.
+
+    Returns:
+        ``[n]``: for each side, cross-entropy against the two bins around the target, weighted by
+        linear interpolation, then the mean over the sides.
+    """
+    left = target_dist.long()  # floor (targets are >= 0)
+    right = left + 1
+    weight_left = right.to(target_dist.dtype) - target_dist
+    weight_right = 1 - weight_left
+    logits = pred_dist.reshape(-1, reg_max)
+    loss = (
+        F.cross_entropy(logits, left.reshape(-1), reduction="none").view(left.shape) * weight_left
+    )
+    loss = loss + (
+        F.cross_entropy(logits, right.reshape(-1), reduction="none").view(left.shape) * weight_right
+    )
+    return loss.mean(-1)
+
+
+class DetectionLoss(nn.Module):
+    """YOLO11 (v8-style) detection loss; see the module docstring for the call convention.
+
+    Args:
+        num_classes: number of classes ``nc``.
+        strides: stride of each head level, in input pixels.
+        reg_max: bins per box side.
+        box, cls, dfl: gains of the three parts.
+        topk, alpha, beta: :class:`TaskAlignedAssigner` settings.
+    """
+
+    def __init__(  # noqa: PLR0917 (positional order fixed by CONTRACTS.md)
+        self,
+        num_classes: int,
+        strides: Sequence[int] = (8, 16, 32),
+        reg_max: int = 16,
+        box: float = 7.5,
+        cls: float = 0.5,
+        dfl: float = 1.5,
+        topk: int = 10,
+        alpha: float = 0.5,
+        beta: float = 6.0,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.strides = tuple(int(s) for s in strides)
+        self.reg_max = reg_max
+        self.gains = (float(box), float(cls), float(dfl))
+        self.assigner = TaskAlignedAssigner(num_classes, topk=topk, alpha=alpha, beta=beta)
+        self._anchor_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _anchors(self, maps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Anchor points ``[A, 2]`` (grid units) and strides ``[A, 1]``, cached by map shapes."""
+        key = (tuple(tuple(m.shape[2:]) for m in maps), str(maps[0].device))
+        if key not in self._anchor_cache:
+            if len(self._anchor_cache) > 8:
+                self._anchor_cache.clear()
+            self._anchor_cache[key] = make_anchors(maps, self.strides, 0.5)
+        return self._anchor_cache[key]
+
+    def forward(
+        self, raw_maps: Sequence[torch.Tensor], targets: torch.Tensor, batch_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compute the loss; returns ``(total, parts)`` as described in the module docstring."""
+        device_type = raw_maps[0].device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            return self._loss([m.float() for m in raw_maps], targets, batch_size)
+
+    def _loss(
+        self, maps: list[torch.Tensor], targets: torch.Tensor, batch_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(maps) != len(self.strides):
+            raise ValueError(f"expected {len(self.strides)} head maps, got {len(maps)}")
+        batch, channels = maps[0].shape[:2]
+        num_box_channels = 4 * self.reg_max
+        if channels != num_box_channels + self.num_classes:
+            raise ValueError(
+                f"head maps have {channels} channels; expected {num_box_channels} + "
+                f"{self.num_classes} classes"
+            )
+        flat = torch.cat([m.reshape(batch, channels, -1) for m in maps], 2)  # [B, C, A]
+        pred_dist = flat[:, :num_box_channels].permute(0, 2, 1)  # [B, A, 4·reg_max]
+        pred_logits = flat[:, num_box_channels:].permute(0, 2, 1).contiguous()  # [B, A, nc]
+
+        points, stride = self._anchors(maps)  # [A, 2], [A, 1] grid units
+        pred_bboxes = self._decode_boxes(pred_dist, points)  # [B, A, 4] xyxy grid units
+
+        gt_labels, gt_bboxes, mask_gt = pad_targets(targets.to(flat.device), batch)
+        assigned = self.assigner(
+            pred_logits.detach().sigmoid(),
+            pred_bboxes.detach() * stride,
+            points * stride,
+            gt_labels,
+            gt_bboxes,
+            mask_gt,
+        )
+        target_scores_sum = assigned.scores.sum().clamp(min=1.0)
+
+        loss_cls = (
+            F.binary_cross_entropy_with_logits(pred_logits, assigned.scores, reduction="sum")
+            / target_scores_sum
+        )
+
+        fg = assigned.fg_mask
+        if bool(fg.any()):
+            weight = assigned.scores.sum(-1)[fg]  # [n]
+            target_bboxes = assigned.bboxes / stride  # grid units
+            ciou = bbox_ciou(pred_bboxes[fg], target_bboxes[fg])
+            loss_box = ((1.0 - ciou) * weight).sum() / target_scores_sum
+
+            target_dist = bbox2dist(points, target_bboxes, self.reg_max - 1 - 0.01)[fg]  # [n, 4]
+            pred_fg = pred_dist[fg].reshape(-1, 4, self.reg_max)
+            loss_dfl = (dfl_loss(pred_fg, target_dist, self.reg_max) * weight).sum()
+            loss_dfl = loss_dfl / target_scores_sum
+        else:
+            # Keep the box branch in the graph (zero gradient) so DDP sees every parameter used.
+            loss_box = pred_dist.new_zeros(()) + pred_dist.sum() * 0.0
+            loss_dfl = loss_box.clone()
+
+        parts = torch.stack(
+            (loss_box * self.gains[0], loss_cls * self.gains[1], loss_dfl * self.gains[2])
+        )
+        return parts.sum() * batch_size, parts.detach()
+
+    def _decode_boxes(self, pred_dist: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """``[B, A, 4·reg_max]`` logits → ``[B, A, 4]`` xyxy in grid units (softmax expectation)."""
+        batch, num_anchors, _ = pred_dist.shape
+        probs = pred_dist.reshape(batch, num_anchors, 4, self.reg_max).softmax(-1)
+        bins = torch.arange(self.reg_max, dtype=probs.dtype, device=probs.device)
+        distances = probs @ bins  # [B, A, 4]
+        return dist2bbox(distances, points, xywh=False)
