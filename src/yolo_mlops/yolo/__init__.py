@@ -1,0 +1,25 @@
+"""The YOLO11 library: model, decoding, post-processing, checkpoints (torch only, no kedro)."""
+
+from yolo_mlops.yolo.checkpoint import (
+    load_checkpoint,
+    model_from_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from yolo_mlops.yolo.decode import decode
+from yolo_mlops.yolo.model import YOLO11, build_model
+from yolo_mlops.yolo.postprocess import non_max_suppression, scale_boxes
+from yolo_mlops.yolo.summary import model_summary
+
+__all__ = [
+    "YOLO11",
+    "build_model",
+    "decode",
+    "load_checkpoint",
+    "model_from_checkpoint",
+    "model_summary",
+    "non_max_suppression",
+    "read_checkpoint",
+    "save_checkpoint",
+    "scale_boxes",
+]
