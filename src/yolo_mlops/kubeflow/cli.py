@@ -1,0 +1,118 @@
+"""``kedro kubeflow compile``: the Kedro project command (entry point in pyproject.toml)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from yolo_mlops.kubeflow.compiler import CompileOptions, compile_project
+from yolo_mlops.kubeflow.grouping import GroupingError, PreflightError
+
+logger = logging.getLogger(__name__)
+
+
+@click.group(name="yolo-mlops")
+def commands() -> None:
+    """Project commands of yolo-mlops."""
+
+
+@commands.group()
+def kubeflow() -> None:
+    """Kubeflow Pipelines (KFP v2) deployment of the Kedro pipelines."""
+
+
+@kubeflow.command()
+@click.option("--pipeline", "-p", "pipeline_name", default="training", show_default=True)
+@click.option(
+    "--image",
+    "-i",
+    default="yolo-mlops:latest",
+    show_default=True,
+    help="Project image the tasks run in (build it from the Dockerfile).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("pipeline.yaml"),
+    show_default=True,
+)
+@click.option("--env", "-e", default=None, help="Kedro environment of the tasks (default: local).")
+@click.option(
+    "--pvc",
+    default="yolo-mlops-data",
+    show_default=True,
+    help="Existing PVC mounted at /app/data in every task; '' for none.",
+)
+@click.option(
+    "--gpu",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="GPUs for the train task.",
+)
+@click.option("--gpu-type", default="nvidia.com/gpu", show_default=True)
+@click.option("--cpu", default=None, help="CPU request/limit of the train task, e.g. 4.")
+@click.option("--memory", default=None, help="Memory request/limit of the train task, e.g. 16Gi.")
+@click.option(
+    "--shm-size",
+    default="2Gi",
+    show_default=True,
+    help="Size of the memory-backed /dev/shm of the train/evaluate tasks.",
+)
+@click.option(
+    "--mlflow-tracking-uri",
+    default="",
+    help="Default of the mlflow_tracking_uri run parameter (a server reachable from "
+    "the pods, e.g. http://mlflow.mlflow.svc:5000).",
+)
+@click.option(
+    "--group-by", type=click.Choice(["tag", "namespace"]), default="tag", show_default=True
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Lightweight Python tasks for kfp.local.SubprocessRunner (runs here).",
+)
+@click.option("--caching/--no-caching", default=False, show_default=True)
+@click.pass_obj
+def compile(
+    metadata,
+    *,
+    pipeline_name: str,
+    image: str,
+    output: Path,
+    env: str | None,
+    pvc: str,
+    gpu: int,
+    gpu_type: str,
+    cpu: str | None,
+    memory: str | None,
+    shm_size: str,
+    mlflow_tracking_uri: str,
+    group_by: str,
+    local: bool,
+    caching: bool,
+) -> None:
+    """Compile a Kedro pipeline into a KFP v2 pipeline YAML (one task per stage)."""
+    options = CompileOptions(
+        image=image,
+        env=env,
+        pvc=pvc,
+        gpu=gpu,
+        gpu_type=gpu_type,
+        cpu=cpu,
+        memory=memory,
+        shm_size=shm_size,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        local=local,
+        group_by=group_by,
+        caching=caching,
+    )
+    try:
+        path = compile_project(metadata.project_path, pipeline_name, options, output)
+    except (GroupingError, PreflightError, KeyError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Wrote {path}")

@@ -1,0 +1,166 @@
+"""KFP components that run one stage group of the Kedro project.
+
+Two kinds, same behaviour (both end in :func:`yolo_mlops.kubeflow.task.run_stage`):
+
+- :func:`container_stage_component` — for a cluster: a container component on the project image
+  running ``python -m yolo_mlops.kubeflow.task --nodes ... --param key=VALUE ...``, whose inputs
+  are exactly the pipeline parameters the stage uses. One component per stage, named after it.
+- :func:`lightweight_stage_component` — for ``kfp.local.SubprocessRunner``, which only runs
+  lightweight Python components: :func:`kedro_stage` below, executed in the current interpreter.
+
+Every component outputs the MLflow run id it logged into; the next task takes it as input.
+"""
+
+# No `from __future__ import annotations` here: kfp reads the annotations of kedro_stage at
+# import time and takes string annotations for artifact types.
+import copy
+import inspect
+import json
+from collections.abc import Sequence
+
+from kfp import dsl
+from kfp.dsl.container_component_class import ContainerComponent
+from kfp.dsl.python_component import PythonComponent
+
+from yolo_mlops.kubeflow.grouping import StageGroup
+from yolo_mlops.kubeflow.parameters import PARAMETERS_BY_NAME, PIPELINE_PARAMETERS
+
+RUN_ID_INPUT = "run_id"
+RUN_NAME_INPUT = "run_name"
+CONTAINER_RUN_ID_OUTPUT = "run_id_out"
+LIGHTWEIGHT_RUN_ID_OUTPUT = "Output"
+TASK_MODULE = "yolo_mlops.kubeflow.task"
+
+
+def container_stage_component(
+    group: StageGroup,
+    *,
+    image: str,
+    parameter_names: Sequence[str],
+    overrides: Sequence[str],
+    env: str | None,
+    creates_run: bool,
+    project_dir: str = "/app",
+) -> ContainerComponent:
+    """A container component running ``group``'s nodes in ``image``.
+
+    Inputs: the pipeline parameters in ``parameter_names`` (typed as in the mapping; those in
+    ``overrides`` become ``--param kedro.key=VALUE``, see ``parameters.py``), then
+    ``run_name`` (first task: name of the MLflow run it creates) or ``run_id`` (later tasks).
+    Output: ``run_id_out`` (string), the MLflow run id.
+    """
+    names = list(parameter_names)
+    signature_params = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=PARAMETERS_BY_NAME[name].type,
+        )
+        for name in names
+    ]
+    link_input = RUN_NAME_INPUT if creates_run else RUN_ID_INPUT
+    signature_params += [
+        inspect.Parameter(link_input, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
+        inspect.Parameter(
+            CONTAINER_RUN_ID_OUTPUT,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=dsl.OutputPath(str),
+        ),
+    ]
+
+    def body(*placeholders):
+        values = dict(zip([p.name for p in signature_params], placeholders, strict=True))
+        args = ["--stage", group.name, "--nodes", ",".join(group.nodes)]
+        args += ["--project-dir", project_dir]
+        if env:
+            args += ["--env", env]
+        for name in names:
+            parameter = PARAMETERS_BY_NAME[name]
+            if parameter.kedro_key and name in overrides:
+                args += ["--param", f"{parameter.kedro_key}={values[name]}"]
+            if parameter.env_var == "MLFLOW_TRACKING_URI":
+                args += ["--tracking-uri", values[name]]
+        if creates_run:
+            args += ["--create-run", "--run-name", values[RUN_NAME_INPUT]]
+        else:
+            args += ["--run-id", values[RUN_ID_INPUT]]
+        args += ["--run-id-output", values[CONTAINER_RUN_ID_OUTPUT]]
+        return dsl.ContainerSpec(image=image, command=["python", "-m", TASK_MODULE], args=args)
+
+    body.__signature__ = inspect.Signature(signature_params)
+    body.__name__ = group.task_name.replace("-", "_")
+    body.__doc__ = f"Kedro stage {group.name!r}: kedro run --nodes {','.join(group.nodes)}"
+    return dsl.container_component(body)
+
+
+def kedro_stage(
+    *,
+    stage: str,
+    nodes: str,
+    project_dir: str,
+    env: str,
+    settings: str,
+    run_id: str,
+    run_name: str,
+    imgsz: int,
+    epochs: int,
+    batch: int,
+    model_scale: str,
+    data_source: str,
+    mlflow_tracking_uri: str,
+    registered_model_name: str,
+) -> str:
+    """Lightweight task body: run one stage's Kedro nodes, return the MLflow run id.
+
+    ``settings`` is JSON ``{"params": {pipeline parameter: kedro key}, "create_run": bool}``.
+    The parameter arguments must match ``PIPELINE_PARAMETERS`` (checked by a test).
+    """
+    arguments = dict(locals())
+    import json as json_module
+
+    from yolo_mlops.kubeflow.task import run_stage
+
+    spec = json_module.loads(settings)
+    return run_stage(
+        stage=stage,
+        nodes=nodes.split(","),
+        project_dir=project_dir,
+        env=env or None,
+        params={key: arguments[name] for name, key in spec["params"].items()},
+        run_id=run_id,
+        create_run=spec["create_run"],
+        tracking_uri=mlflow_tracking_uri,
+        run_name=run_name,
+    )
+
+
+_LIGHTWEIGHT = dsl.component(
+    kedro_stage, base_image="python:3.11-slim", install_kfp_package=False, packages_to_install=[]
+)
+
+
+def lightweight_stage_component(group: StageGroup, image: str) -> PythonComponent:
+    """The lightweight :func:`kedro_stage` component on ``image`` (which must have the project
+    installed), renamed after ``group`` so the KFP task name is the stage name (the executed
+    function stays ``kedro_stage``)."""
+    component = copy.deepcopy(_LIGHTWEIGHT)
+    component.component_spec.name = group.task_name
+    component.component_spec.implementation.container.image = image
+    component.name = group.task_name
+    return component
+
+
+def lightweight_settings(overrides: Sequence[str], creates_run: bool) -> str:
+    """The ``settings`` JSON for :func:`kedro_stage` (``overrides``: parameter names)."""
+    params = {name: PARAMETERS_BY_NAME[name].kedro_key for name in overrides}
+    return json.dumps({"params": params, "create_run": creates_run}, sort_keys=True)
+
+
+def lightweight_parameter_names() -> list[str]:
+    """The pipeline parameters :func:`kedro_stage` takes, in signature order."""
+    fixed = {"stage", "nodes", "project_dir", "env", "settings", "run_id", "run_name"}
+    return [n for n in inspect.signature(kedro_stage).parameters if n not in fixed]
+
+
+if lightweight_parameter_names() != [p.name for p in PIPELINE_PARAMETERS]:  # pragma: no cover
+    raise RuntimeError("kedro_stage's parameter arguments must match PIPELINE_PARAMETERS")
