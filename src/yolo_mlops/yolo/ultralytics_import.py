@@ -19,6 +19,7 @@ Anything else (``os.system``, ``builtins.eval``, ``subprocess.Popen`` ...) is re
 
 from __future__ import annotations
 
+import _compat_pickle
 import builtins
 import importlib
 import logging
@@ -112,7 +113,7 @@ def _resolve_allowed(module: str, name: str) -> Any | None:  # noqa: PLR0911 - o
         return None
     if module == "collections" and name == "OrderedDict":
         return OrderedDict
-    if module in ("builtins", "__builtin__") and name in _BUILTINS:
+    if module == "builtins" and name in _BUILTINS:
         return getattr(builtins, name)
     if (module, name) in _NUMPY:
         import numpy as np
@@ -138,6 +139,8 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         """Allowed object for ``module.name``; raises UnsafeCheckpointError otherwise."""
+        # Protocol-2 pickles (what torch.save writes) name Python 2 modules, e.g. __builtin__.
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         value = _resolve_allowed(module, name)
         if value is None:
             raise UnsafeCheckpointError(
