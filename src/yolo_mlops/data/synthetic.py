@@ -24,10 +24,12 @@ class SyntheticSpec:
         n_images: images per split.
         names: class names; class ``i`` is drawn in a colour of its own.
         size_range: (min, max) image side in pixels; width and height are drawn independently.
-        max_boxes: at most this many boxes per image (at least one unless the image is a background).
+        max_boxes: at most this many boxes per image (at least one unless the image is a
+            background).
         backgrounds: number of images (per split) with no label file.
         orphans: number of label files (per split) with no image.
-        splits: split folder names; with ``("train2017",)`` train and val share one folder as in COCO128.
+        splits: split folder names; with ``("train2017",)`` train and val share one folder, as
+            in COCO128.
     """
 
     n_images: int = 8
@@ -40,11 +42,20 @@ class SyntheticSpec:
 
 
 def _colour(class_id: int) -> tuple[int, int, int]:
-    palette = ((230, 60, 60), (60, 200, 60), (60, 90, 230), (220, 200, 40), (200, 60, 200), (40, 200, 200))
+    palette = (
+        (230, 60, 60),
+        (60, 200, 60),
+        (60, 90, 230),
+        (220, 200, 40),
+        (200, 60, 200),
+        (40, 200, 200),
+    )
     return palette[class_id % len(palette)]
 
 
-def write_synthetic_dataset(root: Path, spec: SyntheticSpec = SyntheticSpec(), seed: int = 0) -> Path:
+def write_synthetic_dataset(
+    root: Path, spec: SyntheticSpec = SyntheticSpec(), seed: int = 0
+) -> Path:
     """Write a synthetic dataset under ``root`` and return the path of its dataset YAML.
 
     Returns:
@@ -59,7 +70,9 @@ def write_synthetic_dataset(root: Path, spec: SyntheticSpec = SyntheticSpec(), s
         label_dir.mkdir(parents=True, exist_ok=True)
         for index in range(spec.n_images):
             stem = f"{split}_{index:06d}"
-            width, height = (int(v) for v in rng.integers(spec.size_range[0], spec.size_range[1] + 1, 2))
+            width, height = (
+                int(v) for v in rng.integers(spec.size_range[0], spec.size_range[1] + 1, 2)
+            )
             image = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
             rows = []
             is_background = index >= spec.n_images - spec.backgrounds
@@ -69,7 +82,9 @@ def write_synthetic_dataset(root: Path, spec: SyntheticSpec = SyntheticSpec(), s
                 box_h = int(rng.integers(max(8, height // 8), max(9, height // 2)))
                 x1 = int(rng.integers(0, width - box_w))
                 y1 = int(rng.integers(0, height - box_h))
-                cv2.rectangle(image, (x1, y1), (x1 + box_w - 1, y1 + box_h - 1), _colour(class_id), -1)
+                cv2.rectangle(
+                    image, (x1, y1), (x1 + box_w - 1, y1 + box_h - 1), _colour(class_id), -1
+                )
                 rows.append(
                     f"{class_id} {(x1 + box_w / 2) / width:.6f} {(y1 + box_h / 2) / height:.6f} "
                     f"{box_w / width:.6f} {box_h / height:.6f}"
