@@ -71,11 +71,14 @@ class EvalResult:
 
 
 def _image_path(loader: Any, batch: Mapping[str, Any], position: int, image_id: int) -> str:
-    """Path of one batch image: from the batch (``paths``), else the loader's cache, else the id."""
+    """Path of one batch image: from the batch (``paths``), else from the image cache behind the
+    loader (``loader.cache`` or ``loader.dataset.cache``), else the image id."""
     paths = batch.get("paths")
     if paths is not None:
         return str(paths[position])
-    cache = getattr(loader, "cache", None)
+    cache = getattr(loader, "cache", None) or getattr(
+        getattr(loader, "dataset", None), "cache", None
+    )
     if cache is not None and hasattr(cache, "path"):
         return str(cache.path(image_id))
     return str(image_id)
@@ -107,7 +110,7 @@ def evaluate(  # noqa: PLR0917 (positional order fixed by CONTRACTS.md)
             (batch_index, class_id, x1,y1,x2,y2 input px), ``indices`` int64 ``[B]``,
             ``orig_shapes`` int64 ``[B,2]`` (h, w), ``ratio_pad`` float ``[B,3]`` (gain, pad_x,
             pad_y) with ``input_px = orig_px * gain + pad``. Optional ``paths``; otherwise image
-            paths come from ``loader.cache.path(index)``.
+            paths come from the loader's image cache.
         names: class names (``len(names)`` = number of classes).
         conf, iou, max_det: NMS settings (validation defaults of the reference).
         device: where to run the model.
