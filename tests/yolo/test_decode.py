@@ -59,3 +59,12 @@ def test_flatten_maps_orders_levels_then_rows() -> None:
 def test_decode_of_reference_raw_maps_matches_reference_decoded(reference_dir: Path) -> None:
     ref = torch.load(reference_dir / "yolo11n_reference.pt", map_location="cpu", weights_only=True)
     torch.testing.assert_close(decode(ref["raw"]), ref["decoded"], atol=1e-4, rtol=0)
+
+
+def test_low_precision_maps_are_decoded_in_float32() -> None:
+    maps = [torch.randn(1, 64 + NC, 640 // s, 640 // s) for s in (8, 16, 32)]
+    full = decode(maps)
+    half = decode([m.bfloat16() for m in maps])
+    assert half.dtype == torch.float32
+    # only the bf16 rounding of the logits remains, not a bf16 rounding of ~600 px coordinates
+    torch.testing.assert_close(half[:, :4], full[:, :4], atol=1.0, rtol=0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import builtins
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -116,11 +115,12 @@ def test_convert_command_writes_our_format(reference_dir: Path, tmp_path: Path) 
         assert torch.equal(raw["state_dict"][key], value)
 
 
-def test_convert_module_runs_as_a_command(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "yolo_mlops.yolo.convert", "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0 and "Ultralytics" in result.stdout
+def test_convert_command_help_and_missing_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        convert_main(["--help"])
+    assert exit_info.value.code == 0 and "Ultralytics" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match=r"nothere\.pt"):
+        convert_main([str(tmp_path / "nothere.pt"), str(tmp_path / "out.pt")])
+    assert not (tmp_path / "out.pt").exists()

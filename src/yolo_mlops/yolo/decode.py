@@ -42,7 +42,11 @@ def decode(
 
     Rows 0..3 are (centre-x, centre-y, width, height) in input pixels, the remaining ``nc`` rows are
     class probabilities (sigmoid; YOLO11 has no objectness). ``A = Σ H_i·W_i`` (8400 at 640×640).
+    Half/bfloat16 maps (autocast) are decoded in float32 and give a float32 result.
     """
+    if raw_maps[0].dtype in (torch.float16, torch.bfloat16):
+        # Pixel coordinates up to ~1000 need float32: bf16 would round them to whole 4-8 px steps.
+        raw_maps = [m.float() for m in raw_maps]
     flat = flatten_maps(raw_maps)  # [B, 4·reg_max + nc, A]
     box_logits, cls_logits = flat.split((4 * reg_max, flat.shape[1] - 4 * reg_max), 1)
     points, stride = make_anchors(raw_maps, strides, 0.5)  # [A, 2], [A, 1]
