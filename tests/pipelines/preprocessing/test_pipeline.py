@@ -116,3 +116,15 @@ def test_pipeline_on_coco128(tmp_path, coco128_zip):
     cache = image_cache_module.ImageCache.open(tmp_path / "data/05_model_input/image_cache")
     assert len(cache) == 128 and sum(len(cache.classes(i)) for i in range(128)) == 929
     assert Image.open(tmp_path / "data/08_reporting/mosaic_preview.png").size == (512, 512)
+
+
+def test_preprocessing_consumes_the_data_validation_tables(tmp_path, synthetic_dataset):
+    from yolo_mlops.data.dataset_yaml import parse_dataset_yaml
+    from yolo_mlops.pipelines.data_validation.nodes import validate_labels
+
+    spec = parse_dataset_yaml(synthetic_dataset).to_dict()
+    clean_labels, image_index, *_ = validate_labels(spec, {"workers": 1, "progress": False})
+    source = build_mosaic_inputs(image_index, clean_labels, spec, {"imgsz": 64})
+    cache = source.materialise(tmp_path / "cache")
+    assert len(cache) == 8 and sorted(cache.splits) == ["train", "val"]
+    assert sum(len(cache.classes(i)) for i in range(8)) == len(clean_labels) // 2

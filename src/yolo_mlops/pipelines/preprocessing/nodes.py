@@ -6,7 +6,6 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from yolo_mlops.data.paths import project_root, resolve
 from yolo_mlops.params import parse_params
 from yolo_mlops.yolo.augment import AugmentConfig
 from yolo_mlops.yolo.image_cache import CacheImage, ImageCache, ImageCacheSource, content_key
@@ -64,11 +64,6 @@ def _table_bytes(table: pd.DataFrame) -> bytes:
     return columns + pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes()
 
 
-def _resolve(path: str) -> Path:
-    candidate = Path(path)
-    return candidate if candidate.is_absolute() else Path.cwd() / candidate
-
-
 def build_mosaic_inputs(
     image_index: pd.DataFrame,
     clean_labels: pd.DataFrame,
@@ -98,6 +93,7 @@ def build_mosaic_inputs(
         == first_split.reindex(clean_labels["image_path"]).to_numpy()
     ]
     grouped = dict(tuple(labels.groupby("image_path", sort=False)))
+    root = project_root()  # relative image paths are relative to the project root
     images = []
     for path in paths:
         rows = grouped.get(path)
@@ -107,7 +103,7 @@ def build_mosaic_inputs(
             else np.zeros((0, 4), np.float32)
         )
         classes = rows["class_id"].to_numpy(np.int64) if rows is not None else np.zeros(0, np.int64)
-        images.append(CacheImage(path, _resolve(path), boxes, classes))
+        images.append(CacheImage(path, resolve(path, root), boxes, classes))
     key = content_key(
         [_table_bytes(image_index), _table_bytes(clean_labels), json.dumps(names).encode()],
         [image.file for image in images],
