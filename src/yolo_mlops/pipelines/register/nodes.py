@@ -1,0 +1,76 @@
+"""Register node: log the trained detector to MLflow, register it, run the promotion gate."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from yolo_mlops.params import parse_params
+from yolo_mlops.tracking import registry
+from yolo_mlops.tracking import run as tracking_run
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictDefaults:
+    """Default predict-time params baked into the model signature (callers may override)."""
+
+    conf: float = 0.25
+    iou: float = 0.7
+    max_det: int = 300
+
+
+@dataclass(frozen=True)
+class RegisterParams:
+    """The ``register`` block of ``conf/base/parameters_register.yml``."""
+
+    model_name: str = "yolo11n-coco128"
+    challenger_alias: str = "challenger"
+    champion_alias: str = "champion"
+    promotion: registry.PromotionPolicy = field(default_factory=registry.PromotionPolicy)
+    predict: PredictDefaults = field(default_factory=PredictDefaults)
+
+
+def register_model(
+    model_checkpoint: dict[str, Any], metrics: dict[str, Any], params: dict[str, Any]
+) -> dict[str, Any]:
+    """Log the checkpoint as an MLflow pyfunc model, register it and apply the promotion gate.
+
+    Args:
+        model_checkpoint: checkpoint dict from ``data/06_models/best.pt`` (config + state_dict).
+        metrics: ``data/08_reporting/metrics.json`` (``mAP50``, ``mAP50-95`` fractions).
+        params: the ``register`` parameter block.
+
+    Returns:
+        The registration record for ``data/08_reporting/registration.json``. When the pipeline
+        runs untracked (store unreachable under ``tracking.on_unreachable: warn``, or tracking
+        disabled) nothing is registered and the record says ``status: skipped`` with the reason;
+        the checkpoint stays in ``data/06_models`` and ``kedro run --pipeline register`` can
+        register it later.
+    """
+    settings = parse_params(RegisterParams, params, "register")
+    run = tracking_run.current()
+    if run is None:
+        reason = "no MLflow run (tracking disabled or store unreachable)"
+        logger.warning(
+            "register_model: %s; model NOT registered. Run `kedro run --pipeline register` "
+            "once the tracking store is reachable.",
+            reason,
+        )
+        return {"status": "skipped", "reason": reason, "model_name": settings.model_name}
+    return registry.log_and_register(
+        run,
+        model_checkpoint,
+        metrics,
+        model_name=settings.model_name,
+        policy=settings.promotion,
+        challenger_alias=settings.challenger_alias,
+        champion_alias=settings.champion_alias,
+        predict_defaults={
+            "conf": settings.predict.conf,
+            "iou": settings.predict.iou,
+            "max_det": settings.predict.max_det,
+        },
+    )

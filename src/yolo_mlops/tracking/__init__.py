@@ -1,0 +1,26 @@
+"""The MLflow tracking layer: the only package (with ``hooks.py``) that imports mlflow.
+
+Public API used by nodes:
+
+- :func:`log_epoch` ``(metrics, step)`` — per-epoch metrics with ``step=epoch`` (trainer).
+- :func:`log_metrics` ``(metrics, step=None)`` — any numeric values.
+- :func:`current_run_id` — the run this process logs into (``None`` when untracked).
+
+All of them are no-ops when no run is active, so library code can call them unconditionally.
+"""
+
+from yolo_mlops.tracking.config import TrackingParams
+from yolo_mlops.tracking.run import (
+    TrackingUnavailableError,
+    current_run_id,
+    log_epoch,
+    log_metrics,
+)
+
+__all__ = [
+    "TrackingParams",
+    "TrackingUnavailableError",
+    "current_run_id",
+    "log_epoch",
+    "log_metrics",
+]

@@ -1,0 +1,361 @@
+"""The MLflow run of one pipeline execution: start or join, log safely, end.
+
+One run per ``kedro run``. The hook calls :func:`start_or_join` before the pipeline and
+:func:`end` after it. The run id and the tracking URI are exported as ``MLFLOW_RUN_ID`` and
+``MLFLOW_TRACKING_URI`` for the run's duration, so nodes in other threads, ParallelRunner
+workers, subprocesses and Kubeflow tasks (which get the variables from the pipeline) log into
+the same run: :func:`current` finds it from the environment.
+
+Every logging call goes through :func:`_safely`: a tracking failure is logged as a warning and
+never stops the pipeline (the trained model is already in ``data/06_models``). For HTTP stores a
+quick ``/health`` probe runs first, so a server that went away costs a timeout, not MLflow's
+multi-minute retry loop; after such a failure this process stops calling the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+from yolo_mlops.tracking.config import (
+    RUN_ID_ENV,
+    TRACKING_URI_ENV,
+    TrackingParams,
+    artifact_location,
+    is_http,
+    resolve_experiment,
+    resolve_tracking_uri,
+)
+from yolo_mlops.tracking.params_flatten import sanitize_key
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+_BATCH = 100  # MLflow's log_batch limit for params and tags per call
+_PROBE_TIMEOUT_S = 2.0
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The tracking store cannot be reached and ``tracking.on_unreachable`` is ``fail``."""
+
+
+@dataclass
+class TrackedRun:
+    """The run this process logs into.
+
+    Attributes:
+        uri: tracking (and registry) URI of the store holding the run.
+        run_id: MLflow run id.
+        owned: True when this process created the run (then it also ends it).
+        on_unreachable: the policy for tracking failures (``fail`` or ``warn``).
+        previous_env: environment values replaced while the run is active (restored at end).
+    """
+
+    uri: str
+    run_id: str
+    owned: bool = False
+    on_unreachable: str = "warn"
+    previous_env: dict[str, str | None] = field(default_factory=dict)
+    broken: bool = False
+
+    @property
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.uri)
+
+
+@dataclass
+class _ProcessState:
+    """This process's tracking state (the hook's run, or why tracking is off)."""
+
+    active: TrackedRun | None = None
+    disabled_reason: str | None = None  # set when tracking is off for this pipeline run
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_state = _ProcessState()
+
+
+def probe(uri: str, timeout_s: float) -> str | None:
+    """Check that the store answers. Returns ``None`` when it does, else the reason.
+
+    HTTP(S) servers: ``GET <uri>/health`` must answer 200 within ``timeout_s``. Other stores
+    (sqlite, databases): one ``search_experiments`` call (creates a new sqlite file).
+    """
+    if is_http(uri):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                if response.status == 200:
+                    return None
+                return f"GET {url} answered HTTP {response.status}"
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            return f"GET {url} failed: {error}"
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as error:
+        return f"tracking store {uri} failed: {type(error).__name__}: {error}"
+    return None
+
+
+def current() -> TrackedRun | None:
+    """The run to log into, or ``None`` (tracking off, or no run anywhere).
+
+    Order: the run started or joined by the hook in this process; else ``$MLFLOW_RUN_ID`` with
+    ``$MLFLOW_TRACKING_URI`` (a child process or task of a tracked pipeline).
+    """
+    if _state.disabled_reason is not None:
+        return None
+    if _state.active is not None:
+        return None if _state.active.broken else _state.active
+    run_id = os.environ.get(RUN_ID_ENV)
+    if run_id:
+        import mlflow
+
+        return TrackedRun(uri=mlflow.get_tracking_uri(), run_id=run_id)
+    return None
+
+
+def current_run_id() -> str | None:
+    """The id of the run this process logs into, or ``None``."""
+    run = current()
+    return run.run_id if run else None
+
+
+def _safely(run: TrackedRun, what: str, call: Callable[[MlflowClient], T]) -> T | None:
+    """Run one tracking call; on failure log a warning and return ``None`` (never raises)."""
+    if run.broken:
+        return None
+    if is_http(run.uri) and (reason := probe(run.uri, _PROBE_TIMEOUT_S)):
+        run.broken = True
+        logger.warning(
+            "MLflow: %s skipped, server unreachable (%s); tracking stops here", what, reason
+        )
+        return None
+    try:
+        return call(run.client)
+    except Exception as error:
+        # Never raise once the pipeline runs: a tracking hiccup must not kill training.
+        logger.warning("MLflow: %s failed (%s: %s); continuing", what, type(error).__name__, error)
+        return None
+
+
+def _get_or_create_experiment(client: MlflowClient, name: str, location: str | None) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created concurrently by another process
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def _export_env(run: TrackedRun) -> None:
+    for name, value in ((RUN_ID_ENV, run.run_id), (TRACKING_URI_ENV, run.uri)):
+        run.previous_env[name] = os.environ.get(name)
+        os.environ[name] = value
+
+
+def _restore_env(run: TrackedRun) -> None:
+    for name, value in run.previous_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _unreachable(params: TrackingParams, reason: str) -> None:
+    if params.on_unreachable == "fail":
+        raise TrackingUnavailableError(
+            f"MLflow tracking store is unreachable: {reason}. Start the server, point "
+            f"MLFLOW_TRACKING_URI (or tracking.uri) at a reachable store, or set "
+            f"tracking.on_unreachable: warn to train untracked."
+        )
+    _state.disabled_reason = reason
+    logger.warning(
+        "MLflow tracking store is unreachable (%s): this pipeline run continues UNTRACKED "
+        "(tracking.on_unreachable: warn). Register the model later with "
+        "`kedro run --pipeline register`.",
+        reason,
+    )
+
+
+def start_or_join(
+    params: TrackingParams, project_path: Path, run_name: str, tags: Mapping[str, str]
+) -> TrackedRun | None:
+    """Start the pipeline's run, or join the one that already exists.
+
+    Joins, in order: an active fluent run of this process (``mlflow.start_run`` by the caller),
+    then ``$MLFLOW_RUN_ID``; otherwise creates a run in the configured experiment. Exports the
+    run id and URI to the environment until :func:`end`.
+
+    Returns:
+        The run, or ``None`` when tracking is disabled or unreachable under ``warn``.
+
+    Raises:
+        TrackingUnavailableError: the store is unreachable and ``on_unreachable`` is ``fail``.
+    """
+    import mlflow
+
+    with _state.lock:
+        _state.active, _state.disabled_reason = None, None
+        if not params.enabled:
+            _state.disabled_reason = "tracking.enabled is false"
+            logger.info("MLflow tracking disabled (tracking.enabled: false)")
+            return None
+        fluent = mlflow.active_run()
+        if fluent is not None:
+            uri, run_id = mlflow.get_tracking_uri(), fluent.info.run_id
+        else:
+            uri, run_id = resolve_tracking_uri(params, project_path), os.environ.get(RUN_ID_ENV)
+        if reason := probe(uri, params.health_timeout_s):
+            _unreachable(params, reason)
+            return None
+        client = MlflowClient(tracking_uri=uri)
+        try:
+            if run_id:
+                client.get_run(run_id)  # must exist in this store
+                run = TrackedRun(uri, run_id, owned=False, on_unreachable=params.on_unreachable)
+                logger.info("MLflow: joining existing run %s at %s", run_id, uri)
+            else:
+                location = artifact_location(uri, params, project_path)
+                experiment_id = _get_or_create_experiment(
+                    client, resolve_experiment(params), location
+                )
+                created = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+                run = TrackedRun(
+                    uri, created.info.run_id, owned=True, on_unreachable=params.on_unreachable
+                )
+                logger.info("MLflow: started run %s (%s) at %s", run.run_id, run_name, uri)
+        except MlflowException as error:
+            _unreachable(params, f"{type(error).__name__}: {error}")
+            return None
+        if not run.owned and tags:
+            _safely(run, "set tags", lambda c: _log_batch(c, run.run_id, tags=tags))
+        _export_env(run)
+        _state.active = run
+        return run
+
+
+def end(status: str = "FINISHED") -> None:
+    """End the pipeline's run (only if this process created it) and restore the environment."""
+    with _state.lock:
+        run, _state.active, _state.disabled_reason = _state.active, None, None
+    if run is None:
+        return
+    _restore_env(run)
+    if run.owned:
+        _safely(run, f"end run as {status}", lambda c: c.set_terminated(run.run_id, status))
+
+
+def _log_batch(
+    client: MlflowClient,
+    run_id: str,
+    metrics: list[Metric] | None = None,
+    params: Mapping[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> None:
+    param_items = [Param(k, v) for k, v in (params or {}).items()]
+    tag_items = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+    metric_items = metrics or []
+    for start in range(0, max(len(param_items), len(tag_items), len(metric_items), 1), _BATCH):
+        client.log_batch(
+            run_id,
+            metrics=metric_items[start : start + _BATCH],
+            params=param_items[start : start + _BATCH],
+            tags=tag_items[start : start + _BATCH],
+        )
+
+
+def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
+    """Log numeric values (non-numbers are skipped) to the current run; no-op without a run."""
+    run = current()
+    if run is None:
+        return
+    now = int(time.time() * 1000)
+    items = []
+    for key, value in metrics.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        items.append(Metric(sanitize_key(key), number, now, step or 0))
+    if items:
+        _safely(run, "log metrics", lambda c: _log_batch(c, run.run_id, metrics=items))
+
+
+def log_epoch(metrics: Mapping[str, Any], step: int) -> None:
+    """Log one epoch's metrics with ``step=epoch`` (one value per key and epoch).
+
+    Called by the trainer after every epoch, so the run shows live curves. No-op when no run is
+    active (e.g. the trainer used as a library).
+    """
+    log_metrics(metrics, step=int(step))
+
+
+def log_params(params: Mapping[str, str]) -> None:
+    """Log string params; keys already on the run (a joined run) are not logged again."""
+    run = current()
+    if run is None:
+        return
+
+    def call(client: MlflowClient) -> None:
+        existing = client.get_run(run.run_id).data.params
+        changed = sorted(k for k, v in params.items() if k in existing and existing[k] != v)
+        if changed:
+            logger.warning(
+                "MLflow: params already on run %s keep their values: %s", run.run_id, changed
+            )
+        new = {k: v for k, v in params.items() if k not in existing}
+        _log_batch(client, run.run_id, params=new)
+
+    _safely(run, "log params", call)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Set run tags (values stringified); no-op without a run."""
+    run = current()
+    if run is not None and tags:
+        _safely(run, "set tags", lambda c: _log_batch(c, run.run_id, tags=tags))
+
+
+def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    """Upload one local file to the run; no-op without a run or when the file is missing."""
+    run = current()
+    if run is None or not Path(path).is_file():
+        return
+    _safely(
+        run,
+        f"log artifact {path}",
+        lambda c: c.log_artifact(run.run_id, str(path), artifact_path=artifact_path),
+    )
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    """Store ``text`` as the run artifact ``artifact_file``; no-op without a run."""
+    run = current()
+    if run is not None:
+        _safely(run, f"log {artifact_file}", lambda c: c.log_text(run.run_id, text, artifact_file))
+
+
+@contextmanager
+def using_tracking_uri(uri: str) -> Iterator[None]:
+    """Temporarily point MLflow's fluent API (``log_model``, ``register_model``) at ``uri``."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(uri):
+        yield
