@@ -28,6 +28,11 @@ def _save(path: Path, model, **extra) -> Path:
     return save_checkpoint(path, state_dict=model.state_dict(), config=config, **extra)
 
 
+def _interrupted_save(obj, handle) -> None:
+    handle.write(b"half a checkpoint")
+    raise KeyboardInterrupt
+
+
 def test_checkpoint_is_plain_data_loadable_with_weights_only(tmp_path: Path, small_model) -> None:
     path = _save(tmp_path / "best.pt", small_model, training={"epoch": 4, "lr": torch.tensor(0.1)})
     raw = torch.load(path, weights_only=True)
@@ -54,6 +59,12 @@ def test_round_trip_gives_identical_outputs_names_and_eval_mode(
     assert read_checkpoint(path)["training"] is None
 
 
+def test_extra_config_keys_are_kept(tmp_path: Path, small_model) -> None:
+    config = {**make_config(scale="n", nc=2, names=small_model.names), "source": {"file": "a.pt"}}
+    path = save_checkpoint(tmp_path / "x.pt", state_dict=small_model.state_dict(), config=config)
+    assert read_checkpoint(path)["config"]["source"] == {"file": "a.pt"}
+
+
 def test_half_precision_weights_are_saved_as_float32(tmp_path: Path, small_model) -> None:
     config = make_config(scale="n", nc=2, names=small_model.names)
     half = {
@@ -68,8 +79,12 @@ def test_failed_save_keeps_the_previous_file_and_leaves_no_temp(
 ) -> None:
     path = _save(tmp_path / "last.pt", small_model)
     before = path.read_bytes()
-    with pytest.raises(Exception):  # noqa: B017 - whatever pickle raises for a lambda
+    with pytest.raises(CheckpointError, match=r"training\['not_data'\] is a builtins.function"):
         _save(path, small_model, training={"not_data": lambda: None})
+    assert path.read_bytes() == before
+    with pytest.raises(KeyboardInterrupt), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch, "save", _interrupted_save)
+        _save(path, small_model)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 

@@ -80,7 +80,32 @@ def _validate_config(config: Mapping[str, Any], source: str) -> dict[str, Any]:
         train_args=config.get("train_args"),
     )
     full["project_version"] = config.get("project_version", full["project_version"])
+    # extra keys (e.g. "source" of an imported file) are kept as they are
+    full.update({key: value for key, value in config.items() if key not in full})
     return full
+
+
+_PLAIN_LEAVES = (type(None), bool, int, float, complex, str, bytes, torch.Tensor, torch.dtype)
+_PLAIN_LEAVES += (torch.Size, torch.device)
+
+
+def _check_plain(value: Any, where: str, source: str) -> None:
+    """Raise unless ``value`` is data that ``torch.load(weights_only=True)`` reads back."""
+    if isinstance(value, _PLAIN_LEAVES):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(key, f"{where} key {key!r}", source)
+            _check_plain(item, f"{where}[{key!r}]", source)
+        return
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for index, item in enumerate(value):
+            _check_plain(item, f"{where}[{index}]", source)
+        return
+    raise CheckpointError(
+        f"{source}: {where} is a {type(value).__module__}.{type(value).__qualname__}, which a "
+        "weights_only checkpoint cannot hold; convert it to plain python/tensors first"
+    )
 
 
 def _plain_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -108,6 +133,8 @@ def save_checkpoint(
         "state_dict": _plain_state_dict(state_dict),
         "training": dict(training) if training is not None else None,
     }
+    _check_plain(payload["config"], "config", str(path))
+    _check_plain(payload["training"], "training", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
