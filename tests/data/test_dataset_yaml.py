@@ -36,8 +36,8 @@ def root(tmp_path: Path) -> Path:
 
 
 def test_names_list_and_relative_path(root: Path) -> None:
-    cfg = _write(root.parent / "d.yaml", {"path": "ds", "train": "images/train", "val": "images/val",
-                                          "names": ["a", "b"]})  # fmt: skip
+    config = {"path": "ds", "train": "images/train", "val": "images/val", "names": ["a", "b"]}
+    cfg = _write(root.parent / "d.yaml", config)
     spec = parse_dataset_yaml(cfg)
     assert spec.names == ("a", "b") and spec.nc == 2
     assert spec.root == root
@@ -46,8 +46,9 @@ def test_names_list_and_relative_path(root: Path) -> None:
 
 
 def test_names_map_absolute_path_nc_and_test_split(root: Path) -> None:
-    cfg = _write(root.parent / "d.yaml", {"path": str(root), "train": "images/train", "val": "images/val",
-                                          "test": "images/test", "nc": 2, "names": {0: "a", 1: "b"}})  # fmt: skip
+    config = {"path": str(root), "train": "images/train", "val": "images/val",
+              "test": "images/test", "nc": 2, "names": {0: "a", 1: "b"}}  # fmt: skip
+    cfg = _write(root.parent / "d.yaml", config)
     spec = parse_dataset_yaml(cfg)
     assert spec.names == ("a", "b") and len(spec.splits["test"]) == 1
 
@@ -64,8 +65,8 @@ def test_txt_list_and_list_of_folders(root: Path) -> None:
 
 
 def test_root_argument_overrides_the_yaml_path(root: Path) -> None:
-    cfg = _write(root.parent / "d.yaml", {"path": "../nowhere", "train": "images/train", "val": "images/val",
-                                          "names": ["a"]})  # fmt: skip
+    config = {"path": "../nowhere", "train": "images/train", "val": "images/val", "names": ["a"]}
+    cfg = _write(root.parent / "d.yaml", config)
     assert parse_dataset_yaml(cfg, root=root).root == root
 
 
@@ -113,14 +114,14 @@ def test_bad_yaml_raises_a_clear_error(root: Path, change: dict, message: str) -
 def test_split_without_images_is_an_error(root: Path) -> None:
     (root / "images" / "empty").mkdir()
     cfg = _write(root / "d.yaml", {"train": "images/train", "val": "images/empty", "names": ["a"]})
-    with pytest.raises(DatasetYamlError, match="split 'val'.*contains no images"):
+    with pytest.raises(DatasetYamlError, match=r"split 'val'.*contains no images"):
         parse_dataset_yaml(cfg)
 
 
 def test_txt_list_with_missing_image_is_an_error(root: Path) -> None:
     (root / "train.txt").write_text("images/train/nope.jpg\n")
     cfg = _write(root / "d.yaml", {"train": "train.txt", "val": "images/val", "names": ["a"]})
-    with pytest.raises(DatasetYamlError, match="1 image.*do not exist"):
+    with pytest.raises(DatasetYamlError, match=r"1 image.*do not exist"):
         parse_dataset_yaml(cfg)
 
 

@@ -31,7 +31,8 @@ def _label(root: Path, stem: str, text: str) -> None:
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> DatasetSpec:
-    """5 images: 2 clean, 1 background, 1 with a bad row + an out-of-range box, 1 corrupt; 1 orphan."""
+    """5 images: 2 clean, 1 background, 1 with a bad row and a box leaving the image, 1 corrupt;
+    plus 1 orphan label file."""
     root = tmp_path / "ds"
     for stem in ("good1", "good2", "background", "mixed", "corrupt"):
         _image(root, stem)
