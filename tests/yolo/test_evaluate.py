@@ -142,3 +142,27 @@ def test_real_model_runs_and_restores_training_mode() -> None:
     assert all(0.0 <= result.metrics[k] <= 1.0 for k in ("precision", "recall", "mAP50"))
     assert len(result.predictions) <= 2 * 20
     assert (result.predictions[["x2", "y2"]].to_numpy() <= [64, 40]).all()
+
+
+def test_real_eval_loader_ground_truth_comes_back_in_original_pixels(tmp_path) -> None:
+    from tests.pipelines.preprocessing.helpers import synthetic_cache
+    from yolo_mlops.yolo.loader import build_eval_loader
+
+    cache = synthetic_cache(tmp_path, imgsz=IMGSZ)
+    torch.manual_seed(0)
+    model = build_model("n", num_classes=len(cache.names))
+    loader = build_eval_loader(cache, "val", batch_size=3)
+    result = evaluate(model, loader, list(cache.names), max_det=10)
+    val = [int(i) for i in cache.indices("val")]
+    assert result.images["image_id"].tolist() == val
+    assert result.images["image_path"].tolist() == [cache.path(i) for i in val]
+    for image_id in val:
+        expected = cache.boxes(image_id) / cache.resize_gain(image_id)
+        got = result.ground_truth[result.ground_truth["image_id"] == image_id]
+        boxes = got[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)
+        assert boxes == pytest.approx(expected, abs=1e-3)
+        assert got["class_id"].tolist() == cache.classes(image_id).tolist()
+        assert tuple(result.images.set_index("image_id").loc[image_id, ["height", "width"]]) == (
+            cache.orig_shape(image_id)
+        )
+    assert set(result.predictions["image_path"]) <= {cache.path(i) for i in val}
