@@ -202,3 +202,39 @@ def test_confusion_matrix_counts_correct_wrong_missed_and_background() -> None:
     )
     assert matrix.matrix.tolist() == expected.tolist()
     assert matrix.normalized().sum(0)[:2] == pytest.approx([1.0, 1.0])
+
+
+def _match_by_the_rules(pred_classes, true_classes, iou) -> np.ndarray:
+    """Spec 6.2 written as plain loops: the slow, obvious version of match_predictions."""
+    correct = np.zeros((len(pred_classes), len(IOU_THRESHOLDS)), dtype=bool)
+    for t, threshold in enumerate(IOU_THRESHOLDS):
+        pairs = [
+            (float(iou[g, p]), g, p)
+            for g in range(len(true_classes))
+            for p in range(len(pred_classes))
+            if true_classes[g] == pred_classes[p] and iou[g, p] >= threshold
+        ]
+        pairs.sort(key=lambda pair: -pair[0])  # (a) by IoU descending (stable)
+        best_per_pred = {}
+        for value, g, p in pairs:  # (b) each prediction keeps its highest-IoU pair
+            best_per_pred.setdefault(p, (value, g, p))
+        survivors = [best_per_pred[p] for p in sorted(best_per_pred)]  # by prediction index
+        taken_gt = set()
+        for _, g, p in survivors:  # (c) each GT keeps its first (lowest-index) pair
+            if g not in taken_gt:
+                taken_gt.add(g)
+                correct[p, t] = True
+    return correct
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_match_predictions_equals_the_rules_written_as_loops(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_true, n_pred = int(rng.integers(1, 6)), int(rng.integers(1, 9))
+    true_classes = rng.integers(0, 2, n_true)
+    pred_classes = rng.integers(0, 2, n_pred)
+    iou = np.round(rng.uniform(0.3, 1.0, (n_true, n_pred)), 2)  # rounding makes ties likely
+    assert np.array_equal(
+        match_predictions(pred_classes, true_classes, iou),
+        _match_by_the_rules(pred_classes, true_classes, iou),
+    )
