@@ -2,7 +2,8 @@
 
 Pipelines are discovered from ``src/yolo_mlops/pipelines/<name>/`` and combined here into the
 user-facing chains: ``data`` (ingestion + validation) and ``training`` (the whole chain, also the
-default).
+default). The training stage alone (the ``pipelines/training`` folder) is registered as ``train``,
+since ``training`` names the whole chain.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from kedro.pipeline import Pipeline
 
 # Stages in run order. A stage that is not (yet) present is simply left out of the chains.
 DATA_STAGES = ("data_ingestion", "data_validation")
-TRAINING_STAGES = (*DATA_STAGES, "preprocessing", "training", "evaluation", "register")
+TRAINING_STAGES = (*DATA_STAGES, "preprocessing", "train", "evaluation", "register")
 
 
 def _chain(pipelines: dict[str, Pipeline], stages: tuple[str, ...]) -> Pipeline:
@@ -26,6 +27,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         A mapping from pipeline names to ``Pipeline`` objects.
     """
     pipelines = find_pipelines(raise_errors=True)
+    if "training" in pipelines:
+        pipelines["train"] = pipelines.pop("training")
     pipelines["data"] = _chain(pipelines, DATA_STAGES)
     pipelines["training"] = _chain(pipelines, TRAINING_STAGES)
     pipelines["__default__"] = pipelines["training"]
