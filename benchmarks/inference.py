@@ -2,6 +2,7 @@
 
     python benchmarks/inference.py                      # yolo11n, 640, batch 1 and 16, fp32 + bf16
     python benchmarks/inference.py --repeats 2 --batch-sizes 1 --imgsz 320   # quick smoke run
+    python benchmarks/inference.py --device cuda --json benchmarks/results/inference_cuda.json
 
 Each figure is the median over ``--repeats`` timed runs (after ``--warmup`` untimed ones), divided
 by the batch size. bf16 runs the forward under ``torch.autocast("cpu", torch.bfloat16)`` and is
@@ -41,10 +42,14 @@ def bf16_supported() -> bool:
         return False
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    """Run ``fn`` once; (seconds, result)."""
+def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
+    """Run ``fn`` once; (seconds, result), waiting for queued GPU work on both ends."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     result = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - start, result
 
 
@@ -59,19 +64,23 @@ def bench_one(
     conf: float,
 ) -> dict[str, Any]:
     """Median ms/image of forward, decode and NMS for one (batch, dtype) setting."""
+    device = next(model.parameters()).device
     images = torch.rand(batch, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
+    images = images.to(device)
     autocast = (
-        torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if dtype == "bf16"
+        else contextlib.nullcontext()
     )
     times: dict[str, list[float]] = {"forward": [], "decode": [], "nms": []}
     detections = 0
     with torch.inference_mode():
         for run in range(warmup + repeats):
             with autocast:
-                t_forward, maps = timed(lambda: model(images))
+                t_forward, maps = timed(lambda: model(images), device)
             maps = [m.float() for m in maps]
-            t_decode, pred = timed(lambda maps=maps: decode(maps))
-            t_nms, dets = timed(lambda pred=pred: non_max_suppression(pred, conf=conf))
+            t_decode, pred = timed(lambda maps=maps: decode(maps), device)
+            t_nms, dets = timed(lambda pred=pred: non_max_suppression(pred, conf=conf), device)
             if run >= warmup:
                 times["forward"].append(t_forward)
                 times["decode"].append(t_decode)
@@ -110,6 +119,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--conf", type=float, default=0.25, help="NMS confidence threshold")
     parser.add_argument("--weights", type=Path, default=None, help="checkpoint to time with")
+    parser.add_argument("--device", default="cpu", help="cpu (the figure asked for) or cuda")
     parser.add_argument("--no-fuse", action="store_true", help="keep BatchNorm layers unfused")
     parser.add_argument(
         "--json", type=Path, default=Path("benchmarks/results/inference.json"), help="output file"
@@ -126,10 +136,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_checkpoint(args.weights) if args.weights else build_model(args.scale)
-    model.eval()
+    device = torch.device(args.device)
+    model.to(device).eval()
     if not args.no_fuse:
         model.fuse()
-    dtypes = [d for d in args.dtypes if d != "bf16" or bf16_supported()]
+    dtypes = [d for d in args.dtypes if d != "bf16" or device.type == "cuda" or bf16_supported()]
     if len(dtypes) < len(args.dtypes):
         logger.info("bf16 skipped: this CPU has no native bf16 support")
     rows = []
@@ -155,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "repeats": args.repeats,
         "warmup": args.warmup,
         "conf": args.conf,
-        "device": "cpu",
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cpu": platform.processor() or platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
