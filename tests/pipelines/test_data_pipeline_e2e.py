@@ -81,6 +81,7 @@ def test_data_pipeline_on_a_synthetic_dataset(project: Path, tmp_path: Path) -> 
     assert (reporting / "class_distribution.png").read_bytes()[:4] == b"\x89PNG"
     problems = pd.read_csv(reporting / "label_problems.csv")
     assert list(problems["code"]) == ["orphan_label"]
+    assert problems["file"].iloc[0].startswith("data/01_raw/synth/labels/")
     clean = pd.read_parquet(project / "data" / "03_primary" / "clean_labels.parquet")
     assert len(clean) == 2 * summary["instances"]
     assert clean["image_path"].str.startswith("data/01_raw/synth/images/").all()

@@ -228,6 +228,8 @@ def validate_dataset(
     for orphan in orphans:
         records.append({"file": str(orphan), "line": 0, "code": lc.ORPHAN_LABEL,
                         "message": "label file has no image", "action": "ignored"})  # fmt: skip
+    for entry in records:
+        entry["file"] = _portable(Path(entry["file"]), path_base)
     problems = pd.DataFrame(records, columns=PROBLEM_COLUMNS)
     if config.policy == "fail" and problem_count:
         raise LabelValidationError(
