@@ -29,9 +29,13 @@ def test_save_copies_an_existing_cache(tmp_path):
     assert dataset.load().key == cache.key
 
 
-def test_save_refuses_other_objects(tmp_path):
+def test_save_refuses_other_objects_and_in_memory_caches(tmp_path):
+    dataset = ImageCacheDataset(path=str(tmp_path / "x"))
     with pytest.raises(DatasetError, match="ImageCacheSource"):
-        ImageCacheDataset(path=str(tmp_path / "x")).save({"not": "a cache"})
+        dataset.save({"not": "a cache"})
+    index, labels, spec = synthetic_tables(tmp_path)
+    with pytest.raises(DatasetError, match="in-memory"):
+        dataset.save(build_mosaic_inputs(index, labels, spec, {"imgsz": 64}).in_memory())
 
 
 def test_load_of_a_missing_cache_fails(tmp_path):

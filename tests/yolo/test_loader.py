@@ -52,6 +52,21 @@ def test_same_seed_gives_identical_batches_with_0_and_2_workers(cache):
         _assert_same(_epoch(serial, epoch), _epoch(parallel, epoch))
 
 
+def test_batches_are_the_same_with_or_without_the_disk_cache(tmp_path, cache):
+    from tests.pipelines.preprocessing.helpers import synthetic_tables
+    from yolo_mlops.pipelines.preprocessing.nodes import build_mosaic_inputs
+
+    tables = synthetic_tables(tmp_path)  # the same synthetic dataset (same seed) as ``cache``
+    in_memory = build_mosaic_inputs(*tables, {"imgsz": 64}).in_memory()
+    assert in_memory.root is None and len(in_memory) == len(cache)
+    on_disk = build_train_loader(cache, batch_size=4, seed=5, epochs=2, close_mosaic=1)
+    in_ram = build_train_loader(
+        in_memory, batch_size=4, seed=5, workers=2, epochs=2, close_mosaic=1
+    )
+    for epoch in (0, 1):
+        _assert_same(_epoch(on_disk, epoch), _epoch(in_ram, epoch))
+
+
 def test_different_seed_or_epoch_gives_different_batches(cache):
     first = _epoch(build_train_loader(cache, batch_size=8, seed=0), 0)[0]
     other = _epoch(build_train_loader(cache, batch_size=8, seed=1), 0)[0]

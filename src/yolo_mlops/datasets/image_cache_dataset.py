@@ -34,6 +34,11 @@ class ImageCacheDataset(AbstractDataset[ImageCacheSource | ImageCache, ImageCach
         if isinstance(data, ImageCacheSource):
             data.materialise(self._path)
         elif isinstance(data, ImageCache):
+            if data.root is None:
+                raise DatasetError(
+                    f"ImageCacheDataset({self._path}): an in-memory ImageCache cannot be saved; "
+                    "save its ImageCacheSource instead"
+                )
             if data.root.resolve() != self._path.resolve():
                 if self._path.exists():
                     shutil.rmtree(self._path)

@@ -17,6 +17,7 @@ work when the folder already holds a cache with the same content key.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -112,37 +114,37 @@ class ImageCacheSource:
             for start in range(0, len(self.images), self.chunk):
                 yield from pool.map(decode, self.images[start : start + self.chunk])
 
-    def _write(self, folder: Path) -> None:
+    def _collect(self, sink: BinaryIO) -> tuple[dict[str, np.ndarray], dict]:
+        """Decode every image into ``sink`` (raw pixels); return the index arrays and meta."""
         count = len(self.images)
         offsets = np.zeros(count, np.int64)
         shapes = np.zeros((count, 2), np.int32)
         orig_shapes = np.zeros((count, 2), np.int32)
         box_offsets = np.zeros(count + 1, np.int64)
-        all_boxes, all_classes = [], []
+        all_boxes = [np.zeros((0, 4), np.float32)]
+        all_classes = [np.zeros(0, np.int64)]
         position = 0
         logger.info("decoding %d images into the image cache at imgsz %d", count, self.imgsz)
-        with open(folder / "pixels.bin", "wb") as pixels:
-            for i, (item, image, orig) in enumerate(self._decoded()):
-                offsets[i] = position
-                shapes[i] = image.shape[:2]
-                orig_shapes[i] = orig
-                pixels.write(image.tobytes())
-                position += image.nbytes
-                boxes = np.asarray(item.boxes, np.float32).reshape(-1, 4).copy()
-                boxes[:, 0::2] *= image.shape[1]
-                boxes[:, 1::2] *= image.shape[0]
-                all_boxes.append(boxes)
-                all_classes.append(np.asarray(item.classes, np.int64).reshape(-1))
-                box_offsets[i + 1] = box_offsets[i] + len(boxes)
-        np.savez(
-            folder / "index.npz",
-            offsets=offsets,
-            shapes=shapes,
-            orig_shapes=orig_shapes,
-            box_offsets=box_offsets,
-            boxes=np.concatenate(all_boxes) if all_boxes else np.zeros((0, 4), np.float32),
-            classes=np.concatenate(all_classes) if all_classes else np.zeros(0, np.int64),
-        )
+        for i, (item, image, orig) in enumerate(self._decoded()):
+            offsets[i] = position
+            shapes[i] = image.shape[:2]
+            orig_shapes[i] = orig
+            sink.write(image.tobytes())
+            position += image.nbytes
+            boxes = np.asarray(item.boxes, np.float32).reshape(-1, 4).copy()
+            boxes[:, 0::2] *= image.shape[1]
+            boxes[:, 1::2] *= image.shape[0]
+            all_boxes.append(boxes)
+            all_classes.append(np.asarray(item.classes, np.int64).reshape(-1))
+            box_offsets[i + 1] = box_offsets[i] + len(boxes)
+        index = {
+            "offsets": offsets,
+            "shapes": shapes,
+            "orig_shapes": orig_shapes,
+            "box_offsets": box_offsets,
+            "boxes": np.concatenate(all_boxes),
+            "classes": np.concatenate(all_classes),
+        }
         meta = {
             "format": CACHE_FORMAT,
             "version": CACHE_VERSION,
@@ -152,7 +154,21 @@ class ImageCacheSource:
             "paths": [item.path for item in self.images],
             "splits": {name: [int(i) for i in idx] for name, idx in self.splits.items()},
         }
+        return index, meta
+
+    def _write(self, folder: Path) -> None:
+        with open(folder / "pixels.bin", "wb") as pixels:
+            index, meta = self._collect(pixels)
+        np.savez(folder / "index.npz", **index)
         (folder / "meta.json").write_text(json.dumps(meta))
+
+    def in_memory(self) -> ImageCache:
+        """Decode into RAM instead of a folder (no cache on disk; same images and labels)."""
+        buffer = io.BytesIO()
+        index, meta = self._collect(buffer)
+        pixels = np.frombuffer(buffer.getbuffer(), np.uint8)
+        pixels.flags.writeable = False
+        return ImageCache(None, meta, index, pixels=pixels)
 
 
 def content_key(parts: Iterable[bytes], files: Iterable[Path], imgsz: int) -> str:
@@ -180,11 +196,17 @@ def read_meta(path: str | Path) -> dict | None:
 class ImageCache:
     """Read access to a cache folder (module docstring); picklable, workers re-open the memmap."""
 
-    def __init__(self, root: Path, meta: dict, index: dict[str, np.ndarray]) -> None:
-        self.root = Path(root)
+    def __init__(
+        self,
+        root: Path | None,
+        meta: dict,
+        index: dict[str, np.ndarray],
+        pixels: np.ndarray | None = None,
+    ) -> None:
+        self.root = Path(root) if root is not None else None
         self.meta = meta
         self._index = index
-        self._pixels: np.ndarray | None = None
+        self._pixels = pixels
         self._splits = {k: np.asarray(v, np.int64) for k, v in meta["splits"].items()}
 
     @classmethod
@@ -203,13 +225,15 @@ class ImageCache:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_pixels"] = None  # never pickle the memmap itself (spawned workers would copy it)
+        if self.root is not None:
+            state["_pixels"] = None  # never pickle the memmap (spawned workers would copy it)
         return state
 
     @property
     def pixels(self) -> np.ndarray:
         """The flat uint8 memmap of all images (opened on first use)."""
         if self._pixels is None:
+            assert self.root is not None  # in-memory caches always hold their pixels
             size = (self.root / "pixels.bin").stat().st_size
             self._pixels = (
                 np.memmap(self.root / "pixels.bin", np.uint8, "r")
