@@ -120,6 +120,15 @@ def test_predictions_of_classes_absent_from_gt_are_ignored() -> None:
     assert "bird" not in set(table["class"])
 
 
+def test_no_predictions_at_all_give_zero_ap_for_every_gt_class() -> None:
+    stats = DetectionStats(num_classes=2)
+    stats.update(np.zeros((0, 4)), [], [], np.array([_box(0, 0, 9, 9), _box(5, 5, 20, 20)]), [0, 1])
+    metrics, table, result = stats.compute(["a", "b"])
+    assert result.ap.shape == (2, 10) and not result.ap.any()
+    assert metrics["mAP50"] == 0.0 and metrics["recall"] == 0.0
+    assert table["instances"].tolist() == [2, 1, 1]
+
+
 def test_no_ground_truth_at_all_gives_zero_metrics() -> None:
     stats = DetectionStats(num_classes=2)
     stats.update(np.array([_box(5, 5, 40, 40)]), [0.9], [0], np.zeros((0, 4)), [])

@@ -151,13 +151,14 @@ def ap_per_class(
     Classes are those present in ``target_cls``; a class with GT but no prediction gets AP 0, and
     predictions of classes absent from the GT are ignored.
     """
-    tp = np.asarray(tp, dtype=np.float64).reshape(len(conf), -1)
+    tp = np.asarray(tp, dtype=np.float64)
+    tp = tp[:, None] if tp.ndim == 1 else tp  # [P] -> [P, 1]
     conf = np.asarray(conf, dtype=np.float64)
     pred_cls = np.asarray(pred_cls)
     order = np.argsort(-conf, kind="stable")
     tp, conf, pred_cls = tp[order], conf[order], pred_cls[order]
     classes, instances = np.unique(np.asarray(target_cls).astype(np.int64), return_counts=True)
-    n_classes, n_thresholds = len(classes), max(tp.shape[1], len(IOU_THRESHOLDS))
+    n_classes, n_thresholds = len(classes), tp.shape[1]
     axis = np.linspace(0, 1, CURVE_POINTS)
     ap = np.zeros((n_classes, n_thresholds))
     p_curve = np.zeros((n_classes, CURVE_POINTS))
@@ -214,7 +215,7 @@ def detection_metrics(result: APResult) -> dict[str, float]:
             "recall": float(result.recall.mean()),
             "mAP50": float(result.ap[:, 0].mean()),
             "mAP50-95": float(result.ap.mean()),
-            "mAP75": float(result.ap[:, 5].mean()),
+            "mAP75": float(result.ap[:, 5].mean()) if result.ap.shape[1] > 5 else 0.0,
         }
     metrics["fitness"] = fitness(metrics)
     return metrics

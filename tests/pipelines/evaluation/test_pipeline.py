@@ -14,10 +14,13 @@ from kedro.runner import SequentialRunner
 from PIL import Image
 
 from tests.pipelines.preprocessing.helpers import synthetic_cache
+from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset
 from yolo_mlops.params import ParameterError
 from yolo_mlops.pipelines.evaluation import create_pipeline
 from yolo_mlops.pipelines.evaluation.nodes import evaluate_model
 from yolo_mlops.pipelines.evaluation.pipeline import OUTPUTS
+from yolo_mlops.pipelines.preprocessing.nodes import build_mosaic_inputs
+from yolo_mlops.pipelines.preprocessing.yolo_tables import yolo_folder_tables
 from yolo_mlops.yolo.checkpoint import make_config, read_checkpoint, save_checkpoint
 from yolo_mlops.yolo.model import build_model
 
@@ -186,8 +189,28 @@ def test_invalid_parameters_are_rejected(cache, parameters, message):
         evaluate_model(cache, parameters, None)
 
 
-def test_ultralytics_checkpoint_is_read_via_the_parameter(cache, reference_dir):
+def test_ultralytics_checkpoint_with_other_class_count_is_refused(cache, reference_dir):
     path = reference_dir / "yolo11n_ultralytics_format.pt"
     # 80 COCO classes against the 3-class synthetic dataset: read fine, then refused clearly
     with pytest.raises(ValueError, match="80 classes"):
         evaluate_model(cache, {**PARAMS, "checkpoint": str(path)}, None)
+
+
+def test_standalone_pipeline_evaluates_an_ultralytics_checkpoint(tmp_path, reference_dir):
+    spec = SyntheticSpec(n_images=4, names=tuple(f"coco{i}" for i in range(80)))
+    tables = yolo_folder_tables(write_synthetic_dataset(tmp_path / "dataset", spec, seed=1))
+    coco_like = build_mosaic_inputs(*tables, {"imgsz": IMGSZ}).materialise(tmp_path / "cache")
+    parameters = {
+        **PARAMS,
+        "checkpoint": str(reference_dir / "yolo11n_ultralytics_format.pt"),
+        "max_det": 50,
+        "conf": 1e-6,  # untrained weights: class scores sit near their prior (~1e-5)
+    }
+    SequentialRunner().run(
+        create_pipeline(standalone=True), _catalog(tmp_path, coco_like, parameters, None)
+    )
+    metrics = json.loads((tmp_path / "data/08_reporting/metrics.json").read_text())
+    assert 0.0 <= metrics["mAP50-95"] <= 1.0
+    predictions = pd.read_parquet(tmp_path / "data/07_model_output/val_predictions.parquet")
+    assert 0 < predictions.groupby("image_id").size().max() <= 50
+    assert set(predictions["class_name"]) <= set(coco_like.names)
