@@ -98,7 +98,9 @@ def test_closed_mosaic_samples_show_one_image_and_resume_matches(cache):
         np.testing.assert_array_equal(
             image.permute(1, 2, 0)[top : top + height, left : left + width], rgb
         )
-    resumed = build_train_loader(cache, batch_size=8, augment=still, epochs=4, close_mosaic=2)
+    resumed = build_train_loader(
+        cache, batch_size=8, augment=still, workers=2, epochs=4, close_mosaic=2
+    )  # a fresh loader (as after a resume) whose workers must see the closed mosaic too
     _assert_same(_epoch(resumed, 2), [batch])
     _assert_same(_epoch(resumed, 3), _epoch(loader, 3))
     _assert_same(_epoch(resumed, 1), _epoch(loader, 1))

@@ -171,6 +171,12 @@ class ImageCacheSource:
         return ImageCache(None, meta, index, pixels=pixels)
 
 
+def ensure_cache(value: ImageCache | ImageCacheSource) -> ImageCache:
+    """``value`` as an :class:`ImageCache`; a source not saved through the catalog (e.g. a
+    ``MemoryDataset`` in a test) is decoded in memory."""
+    return value.in_memory() if isinstance(value, ImageCacheSource) else value
+
+
 def content_key(parts: Iterable[bytes], files: Iterable[Path], imgsz: int) -> str:
     """SHA-256 over table bytes, each file's (path, size, mtime_ns), ``imgsz`` and the format."""
     digest = hashlib.sha256(f"{CACHE_FORMAT}/{CACHE_VERSION}/{imgsz}".encode())

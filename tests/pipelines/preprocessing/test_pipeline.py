@@ -128,3 +128,15 @@ def test_preprocessing_consumes_the_data_validation_tables(tmp_path, synthetic_d
     cache = source.materialise(tmp_path / "cache")
     assert len(cache) == 8 and sorted(cache.splits) == ["train", "val"]
     assert sum(len(cache.classes(i)) for i in range(8)) == len(clean_labels) // 2
+
+
+def test_pipeline_runs_with_memory_datasets_only(tmp_path):
+    catalog = DataCatalog()
+    for name, value in zip(
+        ("image_index", "clean_labels", "dataset_spec"), synthetic_tables(tmp_path), strict=True
+    ):
+        catalog[name] = MemoryDataset(value)
+    catalog["params:preprocessing"] = MemoryDataset({"imgsz": 64, "preview": {"tile_size": 32}})
+    out = SequentialRunner().run(create_pipeline(), catalog)
+    assert out["mosaic_preview"].load().size == (128, 64)
+    assert list(tmp_path.rglob("pixels.bin")) == []

@@ -16,7 +16,13 @@ from PIL import Image
 from yolo_mlops.data.paths import project_root, resolve
 from yolo_mlops.params import parse_params
 from yolo_mlops.yolo.augment import AugmentConfig
-from yolo_mlops.yolo.image_cache import CacheImage, ImageCache, ImageCacheSource, content_key
+from yolo_mlops.yolo.image_cache import (
+    CacheImage,
+    ImageCache,
+    ImageCacheSource,
+    content_key,
+    ensure_cache,
+)
 from yolo_mlops.yolo.loader import build_train_loader
 
 logger = logging.getLogger(__name__)
@@ -149,13 +155,16 @@ def draw_samples(
     return grid
 
 
-def render_mosaic_preview(image_cache: ImageCache, parameters: dict[str, Any]) -> Image.Image:
+def render_mosaic_preview(
+    image_cache: ImageCache | ImageCacheSource, parameters: dict[str, Any]
+) -> Image.Image:
     """The first epoch-0 training batch (same loader code and seed as training) as a grid.
 
     Uses ``build_train_loader`` with ``batch_size = preview.samples`` and mosaic on, so with a
     training batch of the same size it is exactly the first batch training sees.
     """
     params = parse_params(PreprocessingParams, parameters, BLOCK)
+    image_cache = ensure_cache(image_cache)
     loader = build_train_loader(
         image_cache,
         split=params.preview.split,
