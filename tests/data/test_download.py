@@ -116,3 +116,23 @@ def test_local_file_and_file_url_are_copied_and_left_untouched(tmp_path: Path) -
 def test_missing_local_file_raises(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="does not exist"):
         fetch_archive(str(tmp_path / "nope.zip"), tmp_path / "a.zip")
+
+
+def test_archive_with_the_expected_digest_is_reused_whatever_its_source(tmp_path: Path) -> None:
+    local = tmp_path / "copy.zip"
+    local.write_bytes(BODY)
+    fetch_archive(str(local), tmp_path / "d.zip", DIGEST)
+    state = ServerState(files={"/d.zip": BODY})
+    with serve(state) as base:
+        fetch_archive(f"{base}/d.zip", tmp_path / "d.zip", DIGEST, FAST)
+    assert state.requests == []
+
+
+def test_without_a_digest_an_archive_from_another_source_is_fetched_again(tmp_path: Path) -> None:
+    local = tmp_path / "copy.zip"
+    local.write_bytes(b"older archive")
+    fetch_archive(str(local), tmp_path / "d.zip")
+    state = ServerState(files={"/d.zip": BODY})
+    with serve(state) as base:
+        fetch_archive(f"{base}/d.zip", tmp_path / "d.zip", None, FAST)
+    assert len(state.requests) == 1 and (tmp_path / "d.zip").read_bytes() == BODY

@@ -67,7 +67,7 @@ def test_data_pipeline_on_a_synthetic_dataset(project: Path, tmp_path: Path) -> 
     real_data_before = _real_data_listing()
     with serve(state) as base:
         params = {
-            "data_ingestion": {"source": f"{base}/synth.zip", "name": "synth",
+            "data_ingestion": {"source": f"{base}/synth.zip", "name": "synth", "sha256": None,
                                "dataset_yaml": str(yaml_path), "retries": 0},
             "data_validation": {"workers": 1, "progress": False},
         }  # fmt: skip
@@ -99,7 +99,7 @@ def test_data_pipeline_on_a_synthetic_dataset(project: Path, tmp_path: Path) -> 
 )
 def test_pipeline_name_data_runs_both_stages(project: Path, tmp_path: Path) -> None:
     write_synthetic_dataset(tmp_path / "synth", SyntheticSpec(n_images=2), seed=0)
-    params = {"data_ingestion": {"source": str(tmp_path / "synth"), "name": "synth",
+    params = {"data_ingestion": {"source": str(tmp_path / "synth"), "name": "synth", "sha256": None,
                                  "dataset_yaml": str(tmp_path / "synth" / "dataset.yaml")},
               "data_validation": {"workers": 1, "progress": False}}  # fmt: skip
     _run_data_pipeline(project, params, name="data")

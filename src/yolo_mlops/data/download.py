@@ -83,9 +83,16 @@ def _sidecar(archive: Path) -> Path:
 
 
 def cached_archive_is_valid(archive: Path, source: str, sha256: str | None) -> bool:
-    """True when ``archive`` exists, came from ``source`` and still has its recorded digest."""
+    """True when ``archive`` can be used without fetching ``source``.
+
+    With an expected ``sha256`` any archive with that digest will do (wherever it came from, so
+    a copy fetched from a local path serves later runs that name the URL). Without one, the
+    archive must have come from the same ``source`` and still have its recorded digest.
+    """
+    if sha256 is not None and archive.is_file() and sha256_of(archive) == sha256.lower():
+        return True
     sidecar = _sidecar(archive)
-    if not (archive.is_file() and sidecar.is_file()):
+    if sha256 is not None or not (archive.is_file() and sidecar.is_file()):
         return False
     try:
         record = json.loads(sidecar.read_text())
@@ -97,7 +104,7 @@ def cached_archive_is_valid(archive: Path, source: str, sha256: str | None) -> b
     if digest != record.get("sha256"):
         logger.warning("%s changed since it was downloaded; fetching it again", archive)
         return False
-    return sha256 is None or digest == sha256.lower()
+    return True
 
 
 def _finish(part: Path, archive: Path, source: str, sha256: str | None) -> str:
@@ -107,7 +114,8 @@ def _finish(part: Path, archive: Path, source: str, sha256: str | None) -> str:
         part.unlink(missing_ok=True)
         raise DownloadError(
             f"checksum mismatch for {source}: expected sha256 {sha256.lower()}, got {digest}; "
-            "nothing was kept (fix data_ingestion.sha256 or the source)"
+            "nothing was kept. Fix data_ingestion.source, or data_ingestion.sha256 "
+            "(`--params data_ingestion.sha256=null` skips the check for another dataset)"
         )
     os.replace(part, archive)
     _sidecar(archive).write_text(json.dumps({"source": source, "sha256": digest}, indent=2))
@@ -207,7 +215,7 @@ def fetch_archive(
     """
     archive = Path(archive)
     if cached_archive_is_valid(archive, source, sha256):
-        logger.info("Using %s (already downloaded from %s)", archive, source)
+        logger.info("Using %s (already present and valid; no download)", archive)
         return sha256_of(archive)
     archive.parent.mkdir(parents=True, exist_ok=True)
     part = archive.with_name(archive.name + ".part")
