@@ -99,6 +99,15 @@ def broadcast_object(value: Any, info: DistInfo, src: int = 0) -> Any:
     return box[0]
 
 
+def all_reduce_mean(values: list[float], info: DistInfo) -> list[float]:
+    """Average a few floats over processes (e.g. epoch losses for the log); no-op alone."""
+    if not info.enabled:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return (tensor / info.world_size).tolist()
+
+
 def shard_slice(batch_size: int, rank: int, world_size: int) -> slice:
     """Contiguous slice of a global batch of ``batch_size`` images owned by ``rank``.
 

@@ -24,6 +24,7 @@ from yolo_mlops.params import params_to_dict, parse_params
 from yolo_mlops.yolo import train_state
 from yolo_mlops.yolo.distributed import (
     DistInfo,
+    all_reduce_mean,
     barrier,
     broadcast_object,
     shard_loader,
@@ -306,7 +307,8 @@ class Trainer:
         for epoch in range(progress.start_epoch, cfg.epochs):
             epoch_start = time.perf_counter()
             loader.set_epoch(epoch)
-            if epoch == max(cfg.epochs - cfg.close_mosaic, 0) and cfg.close_mosaic > 0:
+            closing = epoch == max(cfg.epochs - cfg.close_mosaic, 0) and cfg.close_mosaic > 0
+            if closing and self.dist.is_main:
                 LOGGER.info("closing mosaic from epoch %d", epoch + 1)
             stats = train_one_epoch(
                 ddp_model,
@@ -329,6 +331,7 @@ class Trainer:
                 # a run whose first epoch only accumulates (no optimizer.step yet) is expected
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
                 scheduler.step()
+            stats.losses = all_reduce_mean(stats.losses, self.dist)
             stop = False
             if self.dist.is_main:
                 assert ema is not None
