@@ -5,6 +5,8 @@ from __future__ import annotations
 import builtins
 import os
 import subprocess
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,13 @@ from yolo_mlops.yolo import decode, load_checkpoint, read_checkpoint
 from yolo_mlops.yolo.checkpoint import CheckpointError
 from yolo_mlops.yolo.convert import main as convert_main
 from yolo_mlops.yolo.model import SCALES, YOLO11
-from yolo_mlops.yolo.ultralytics_import import UnsafeCheckpointError, infer_scale_and_nc
+from yolo_mlops.yolo.ultralytics_import import (
+    _STANDINS,
+    UnsafeCheckpointError,
+    _standin,
+    infer_scale_and_nc,
+    load_ultralytics_pickle,
+)
 
 ULTRALYTICS_FILE = "yolo11n_ultralytics_format.pt"
 
@@ -48,6 +56,36 @@ def test_ultralytics_model_output_is_close_to_reference(reference_dir: Path) -> 
         decoded = decode(model(ref["input"]))
     torch.testing.assert_close(decoded[:, 4:], ref["decoded"][:, 4:], atol=1e-3, rtol=0)
     torch.testing.assert_close(decoded[:, :4], ref["decoded"][:, :4], atol=0.05, rtol=0)
+
+
+def test_training_checkpoint_takes_ema_weights_and_namespace_args(
+    reference_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``last.pt``-style file: model None, EMA model, train_args as an Ultralytics namespace."""
+    ema = load_ultralytics_pickle(reference_dir / ULTRALYTICS_FILE)["model"]
+    namespace = _standin("ultralytics.cfg", "IterableSimpleNamespace")()
+    namespace.__dict__.update(imgsz=320, epochs=3, data="coco8.yaml")
+    # Let pickle write the stand-ins under their Ultralytics names, as Ultralytics itself would.
+    for (module, name), cls in list(_STANDINS.items()):
+        monkeypatch.setattr(cls, "__module__", module)
+        parts = module.split(".")
+        for depth in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:depth])
+            if prefix not in sys.modules:
+                monkeypatch.setitem(sys.modules, prefix, types.ModuleType(prefix))
+        monkeypatch.setattr(sys.modules[module], name, cls, raising=False)
+    path = tmp_path / "last.pt"
+    torch.save({"epoch": 2, "model": None, "ema": ema, "train_args": namespace}, path)
+    monkeypatch.undo()
+
+    ckpt = read_checkpoint(path)
+    assert ckpt["config"]["imgsz"] == 320
+    assert ckpt["config"]["train_args"] == {"imgsz": 320, "epochs": 3, "data": "coco8.yaml"}
+    assert ckpt["config"]["scale"] == "n" and ckpt["training"] is None
+    reference = _reference(reference_dir)["state_dict"]
+    torch.testing.assert_close(
+        ckpt["state_dict"]["model.0.conv.weight"], reference["model.0.conv.weight"].half().float()
+    )
 
 
 class _RunsCommand:

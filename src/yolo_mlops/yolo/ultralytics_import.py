@@ -210,6 +210,8 @@ def _plain(value: Any, depth: int = 0) -> Any:
     """Plain python (str/int/float/bool/None/list/dict) for config fields; str() for the rest."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, _InertObject):  # e.g. Ultralytics' config namespace
+        value = dict(vars(value))
     if depth < 4 and isinstance(value, (list, tuple)):
         return [_plain(v, depth + 1) for v in value]
     if depth < 4 and isinstance(value, dict):
@@ -238,7 +240,7 @@ def read_ultralytics_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = Path(path)
     payload = load_ultralytics_pickle(path)
-    model = payload.get("ema") or payload.get("model")
+    model = payload.get("ema") if payload.get("ema") is not None else payload.get("model")
     if not isinstance(model, nn.Module):
         raise CheckpointError(f"{path}: no pickled model under 'ema' or 'model'")
     state_dict = {
