@@ -166,3 +166,9 @@ def test_real_eval_loader_ground_truth_comes_back_in_original_pixels(tmp_path) -
             cache.orig_shape(image_id)
         )
     assert set(result.predictions["image_path"]) <= {cache.path(i) for i in val}
+
+
+def test_class_count_mismatch_between_model_and_names_is_an_error() -> None:
+    model = OracleModel(num_classes=2, boxes_per_image=[[], []])
+    with pytest.raises(ValueError, match="predicts 2 classes but 3 class names"):
+        evaluate(model, [_batch([], 1.0, (0.0, 12.0))], ["a", "b", "c"])

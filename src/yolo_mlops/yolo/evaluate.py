@@ -134,8 +134,14 @@ def evaluate(  # noqa: PLR0917 (positional order fixed by CONTRACTS.md)
             raw_maps = model(images)
             _sync(device)
             after_inference = time.perf_counter()
+            decoded = decode(raw_maps, [int(s) for s in getattr(model, "stride", (8, 16, 32))])
+            if decoded.shape[1] - 4 != len(names):
+                raise ValueError(
+                    f"the model predicts {decoded.shape[1] - 4} classes but {len(names)} class "
+                    "names were given; evaluate on a dataset with the model's classes"
+                )
             detections = non_max_suppression(
-                decode(raw_maps, [int(s) for s in getattr(model, "stride", (8, 16, 32))]),
+                decoded,
                 conf=conf,
                 iou=iou,
                 max_det=max_det,
