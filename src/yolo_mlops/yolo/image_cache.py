@@ -11,7 +11,8 @@ Folder layout (``format = yolo-mlops-image-cache``, version 1):
   ``splits`` {split: [cache indices]}. An image listed in several splits is stored once.
 
 :class:`ImageCacheSource` describes what to build; :meth:`ImageCacheSource.materialise` skips the
-work when the folder already holds a cache with the same content key.
+work when the folder already holds a cache with the same content key;
+:meth:`ImageCacheSource.in_memory` decodes into RAM instead (same images and labels, no files).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import BinaryIO
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from yolo_mlops.yolo.letterbox import resize_long_side
 
@@ -125,7 +127,15 @@ class ImageCacheSource:
         all_classes = [np.zeros(0, np.int64)]
         position = 0
         logger.info("decoding %d images into the image cache at imgsz %d", count, self.imgsz)
-        for i, (item, image, orig) in enumerate(self._decoded()):
+        decoded = tqdm(
+            self._decoded(),
+            total=count,
+            desc="image cache",
+            unit="img",
+            disable=None,
+            mininterval=2,
+        )  # disable=None: a bar on terminals only, nothing in CI logs
+        for i, (item, image, orig) in enumerate(decoded):
             offsets[i] = position
             shapes[i] = image.shape[:2]
             orig_shapes[i] = orig
