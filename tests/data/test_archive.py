@@ -39,6 +39,12 @@ def test_archive_without_top_level_folder_extracts_as_is(tmp_path: Path) -> None
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["README", "images"]
 
 
+def test_archive_holding_only_an_images_folder_is_not_unwrapped(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "a.zip", {"images/train/x.jpg": b"1"})
+    safe_extract(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "images" / "train" / "x.jpg").is_file()
+
+
 def test_parent_directory_entry_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
     archive = _zip(tmp_path / "a.zip", {"coco/ok.txt": b"1", "coco/../../evil.txt": b"x"})
     with pytest.raises(ArchiveError, match=r"coco/\.\./\.\./evil\.txt.*'\.\.'"):

@@ -192,7 +192,12 @@ def safe_extract(archive: Path, destination: Path, limits: ExtractLimits = Extra
     try:
         _extract_all(archive, staging, limits)
         top_level = [p for p in staging.iterdir() if p.name != "__MACOSX"]
-        content = top_level[0] if len(top_level) == 1 and top_level[0].is_dir() else staging
+        wrapper = (
+            len(top_level) == 1
+            and top_level[0].is_dir()
+            and top_level[0].name not in {"images", "labels"}  # a bare dataset is not a wrapper
+        )
+        content = top_level[0] if wrapper else staging
         os.replace(content, destination)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
         raise ArchiveError(f"{archive}: extraction failed: {error}") from error

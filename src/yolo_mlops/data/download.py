@@ -15,7 +15,6 @@ import http.client
 import json
 import logging
 import os
-import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -126,8 +125,15 @@ def _copy_local(path: Path, part: Path) -> None:
     if not path.is_file():
         raise DownloadError(f"source {path} does not exist or is not a file. {_OFFLINE_HINT}")
     logger.info("Copying %s", path)
-    with open(path, "rb") as source, open(part, "wb") as target:
-        shutil.copyfileobj(source, target, _CHUNK)
+    with (
+        open(path, "rb") as source,
+        open(part, "wb") as target,
+        tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name, leave=False,
+             mininterval=0.5) as bar,
+    ):  # fmt: skip
+        while chunk := source.read(_CHUNK):
+            target.write(chunk)
+            bar.update(len(chunk))
 
 
 def _stream(url: str, part: Path, timeout_s: float) -> None:
