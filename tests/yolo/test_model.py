@@ -80,6 +80,11 @@ def test_forward_returns_three_raw_maps_for_non_square_input(training: bool) -> 
     assert [tuple(m.shape) for m in maps] == [(2, 67, 8, 12), (2, 67, 4, 6), (2, 67, 2, 3)]
 
 
+def test_input_sides_must_be_multiples_of_32() -> None:
+    with pytest.raises(ValueError, match=r"multiples of 32, got \(64, 100\)"):
+        build_model("n", 1)(torch.rand(1, 3, 64, 100))
+
+
 def test_backward_reaches_all_trainable_weights_but_not_dfl() -> None:
     model = build_model("n", 2).train()
     maps = model(torch.rand(1, 3, 64, 64))
@@ -163,3 +168,14 @@ def test_build_model_rejects_unknown_scale_and_wrong_names() -> None:
         build_model("n", 3, names=["a", "b"])
     with pytest.raises(ValueError, match="num_classes"):
         build_model("n", 0)
+
+
+def test_channels_last_gives_the_same_outputs() -> None:
+    model = build_model("n", 3).eval()
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        expected = model(x)
+        model.to(memory_format=torch.channels_last)
+        got = model(x.contiguous(memory_format=torch.channels_last))
+    for a, b in zip(expected, got, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

@@ -176,6 +176,11 @@ class YOLO11(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Images ``[B, 3, H, W]`` in [0, 1] (H, W multiples of 32) → 3 raw maps
         ``[B, 64 + nc, H/s, W/s]`` for s = 8, 16, 32 (train and eval mode alike)."""
+        if x.shape[-2] % 32 or x.shape[-1] % 32:
+            raise ValueError(
+                f"YOLO11 needs input sides that are multiples of 32, got {tuple(x.shape[-2:])}; "
+                "letterbox/pad the images first"
+            )
         m = self.model
         x = m[3](m[2](m[1](m[0](x))))  # [B, c256, H/8, W/8]
         p3 = m[4](x)  # [B, c512, H/8, W/8]
