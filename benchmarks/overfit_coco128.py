@@ -1,0 +1,162 @@
+"""COCO128 overfit sanity check: yolo11n from scratch, train = val (issue 5 benchmark).
+
+Recipe (the issue's): yolo11n from scratch, imgsz 320, batch 16, SGD lr0 0.01, 60 epochs,
+seed 0, CPU, COCO128 for both training and validation. Under the same recipe the reference
+implementation reaches mAP50 0.014 and mAP50-95 0.004 at about 11.5 s per epoch on the 2-core
+machines. Reports the best epoch's metrics (what best.pt holds), the last epoch's, and the mean
+seconds per epoch (training + validation, and training alone), prints a table and writes JSON.
+
+Usage (the lead runs the real figures on a quiet machine)::
+
+    python benchmarks/overfit_coco128.py                        # the full recipe
+    python benchmarks/overfit_coco128.py --epochs 1 --images 16 # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import torch
+import yaml
+
+from yolo_mlops.pipelines.preprocessing.nodes import build_mosaic_inputs
+from yolo_mlops.pipelines.preprocessing.yolo_tables import yolo_folder_tables
+from yolo_mlops.yolo.image_cache import ImageCache
+from yolo_mlops.yolo.trainer import Trainer
+
+logger = logging.getLogger("benchmarks.overfit_coco128")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ZIP = ROOT.parent / "shared" / "data" / "coco128.zip"
+REFERENCE = {"mAP50": 0.014, "mAP50-95": 0.004, "seconds_per_epoch": 11.5}
+
+
+def build_coco128_cache(archive: Path, workdir: Path, imgsz: int, images: int = 0) -> ImageCache:
+    """Extract COCO128 into ``workdir``, keep the first ``images`` (0 = all), cache at ``imgsz``.
+
+    Train and val are the same images, as in ``coco128.yaml``; 80 class names ``class0..79``.
+    """
+    with zipfile.ZipFile(archive) as handle:
+        handle.extractall(workdir / "raw")
+    root = next(p.parent.parent for p in (workdir / "raw").rglob("images/train2017"))
+    if images > 0:
+        subset = workdir / "subset"
+        for kind in ("images", "labels"):
+            (subset / kind / "train2017").mkdir(parents=True)
+        for image in sorted((root / "images" / "train2017").glob("*.jpg"))[:images]:
+            shutil.copy(image, subset / "images" / "train2017" / image.name)
+            label = root / "labels" / "train2017" / f"{image.stem}.txt"
+            if label.is_file():
+                shutil.copy(label, subset / "labels" / "train2017" / label.name)
+        root = subset
+    dataset_yaml = workdir / "dataset.yaml"
+    dataset_yaml.write_text(
+        yaml.safe_dump(
+            {
+                "path": str(root),
+                "train": "images/train2017",
+                "val": "images/train2017",
+                "names": [f"class{i}" for i in range(80)],
+            }
+        )
+    )
+    source = build_mosaic_inputs(*yolo_folder_tables(dataset_yaml), {"imgsz": imgsz})
+    return source.materialise(workdir / "image_cache")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark; returns (and writes) the JSON result."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP, help="COCO128 archive")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--images", type=int, default=0, help="use the first N images (0 = all)")
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="loader processes")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks/results/overfit_coco128.json"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.zip.is_file():
+        raise SystemExit(f"COCO128 archive not found at {args.zip}; pass --zip")
+
+    with tempfile.TemporaryDirectory(prefix="overfit-coco128-") as tmp:
+        cache = build_coco128_cache(args.zip, Path(tmp), args.imgsz, args.images)
+        config = {
+            "scale": "n",
+            "epochs": args.epochs,
+            "batch": args.batch,
+            "optimizer": "SGD",
+            "lr0": 0.01,
+            "seed": 0,
+            "device": "cpu",
+            "workers": args.workers,
+            "threads": args.threads,
+            "bf16": args.bf16,
+            "channels_last": args.channels_last,
+            "save_dir": str(Path(tmp) / "run"),
+            "progress": False,
+        }
+        started = time.perf_counter()
+        result = Trainer(config, cache).fit()
+        wall = time.perf_counter() - started
+    history = result.history
+    best = max(history, key=lambda row: row["fitness"])
+    last = history[-1]
+    per_epoch = sum(row["time/epoch"] for row in history) / len(history)
+    train_only = sum(row["time/data"] + row["time/compute"] for row in history) / len(history)
+    report = {
+        "benchmark": "overfit_coco128",
+        "recipe": config | {"imgsz": args.imgsz, "images": len(cache.indices("train"))},
+        "best_epoch": int(best["epoch"]),
+        "mAP50": best["metrics/mAP50"],
+        "mAP50-95": best["metrics/mAP50-95"],
+        "last_mAP50": last["metrics/mAP50"],
+        "last_mAP50-95": last["metrics/mAP50-95"],
+        "seconds_per_epoch": per_epoch,
+        "train_seconds_per_epoch": train_only,
+        "wall_seconds": wall,
+        "reference": REFERENCE,
+        "vs_reference": {
+            "mAP50_ratio": best["metrics/mAP50"] / REFERENCE["mAP50"],
+            "mAP50-95_ratio": best["metrics/mAP50-95"] / REFERENCE["mAP50-95"],
+            "epoch_time_ratio": per_epoch / REFERENCE["seconds_per_epoch"],
+        },
+        "history": history,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+        },
+    }
+    logger.info("%-22s %12s %12s", "", "ours", "reference")
+    logger.info("%-22s %12.4f %12.4f", "mAP50 (best epoch)", report["mAP50"], REFERENCE["mAP50"])
+    logger.info(
+        "%-22s %12.4f %12.4f", "mAP50-95 (best epoch)", report["mAP50-95"], REFERENCE["mAP50-95"]
+    )
+    logger.info(
+        "%-22s %12.2f %12.2f", "s/epoch (train+val)", per_epoch, REFERENCE["seconds_per_epoch"]
+    )
+    logger.info("%-22s %12.2f %12s", "s/epoch (train only)", train_only, "")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    logger.info("wrote %s", args.out)
+    return report
+
+
+if __name__ == "__main__":
+    main()
