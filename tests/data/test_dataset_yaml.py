@@ -118,6 +118,13 @@ def test_split_without_images_is_an_error(root: Path) -> None:
         parse_dataset_yaml(cfg)
 
 
+def test_images_in_no_split_are_reported(root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = _write(root / "d.yaml", {"train": "images/train", "val": "images/val", "names": ["a"]})
+    with caplog.at_level(logging.WARNING):
+        parse_dataset_yaml(cfg)
+    assert "1 image(s) under" in caplog.text and "test0.jpg" in caplog.text
+
+
 def test_txt_list_with_missing_image_is_an_error(root: Path) -> None:
     (root / "train.txt").write_text("images/train/nope.jpg\n")
     cfg = _write(root / "d.yaml", {"train": "train.txt", "val": "images/val", "names": ["a"]})

@@ -196,6 +196,22 @@ def _split_images(value: Any, split: str, root: Path, source: Path) -> tuple[Pat
     return tuple(sorted(images))
 
 
+def _warn_unassigned(root: Path, splits: dict[str, tuple[Path, ...]], source: Path) -> None:
+    """Log images under ``<root>/images`` that no split uses (left out of training and metrics)."""
+    folder = root / "images"
+    if not folder.is_dir():
+        return
+    used = {p for paths in splits.values() for p in paths}
+    unused = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p not in used
+    )
+    if unused:
+        logger.warning(
+            "%s: %d image(s) under %s belong to no split (e.g. %s); they are not used",
+            source, len(unused), folder, unused[0].relative_to(root),
+        )  # fmt: skip
+
+
 def parse_dataset_yaml(
     yaml_path: Path, root: Path | None = None, name: str | None = None
 ) -> DatasetSpec:
@@ -209,7 +225,9 @@ def parse_dataset_yaml(
 
     Raises:
         DatasetYamlError: missing/bad ``names``, ``nc`` disagreeing, duplicate or non-string
-            names, missing ``train``/``val``, split paths that do not exist or hold no images.
+            names, missing ``train``/``val``, split paths that do not exist, a split under which
+            no images are found. Images under ``<root>/images`` that belong to no split are
+            logged as a warning (they are simply not used).
     """
     yaml_path = Path(yaml_path)
     try:
@@ -243,6 +261,7 @@ def parse_dataset_yaml(
                 )
             continue
         splits[split] = _split_images(value, split, root, yaml_path)
+    _warn_unassigned(root, splits, yaml_path)
     spec = DatasetSpec(
         name or yaml_path.stem, root, Path(os.path.abspath(yaml_path)), names, splits
     )
