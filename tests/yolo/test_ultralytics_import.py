@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import io
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from yolo_mlops.yolo.convert import main as convert_main
 from yolo_mlops.yolo.model import SCALES, YOLO11
 from yolo_mlops.yolo.ultralytics_import import (
     _STANDINS,
+    RestrictedUnpickler,
     UnsafeCheckpointError,
     _standin,
     infer_scale_and_nc,
@@ -116,6 +118,19 @@ def test_pickle_that_tries_to_run_code_is_refused_and_never_runs(
     with pytest.raises(UnsafeCheckpointError, match=rf"evil\.pt: refusing to load '{global_name}'"):
         read_checkpoint(evil)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pt"]  # nothing was created
+
+
+def test_pickle_may_not_patch_allowed_classes() -> None:
+    """BUILD on a global (here: torch.nn.Conv2d.forward = None) is refused, nothing is changed."""
+    original = torch.nn.Conv2d.forward
+    raw = (
+        b"\x80\x02ctorch.nn.modules.conv\nConv2d\n"  # GLOBAL torch.nn.Conv2d
+        b"N}X\x07\x00\x00\x00forwardNs\x86b."  # state (None, {"forward": None}); BUILD; STOP
+    )
+    unpickler = RestrictedUnpickler(io.BytesIO(raw))
+    with pytest.raises(UnsafeCheckpointError, match="refusing to set attributes on"):
+        unpickler.load()
+    assert torch.nn.Conv2d.forward is original
 
 
 class _Opaque:

@@ -29,7 +29,7 @@ import pickle
 import types
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -51,7 +51,7 @@ _TORCH_REBUILD = {
     "_rebuild_parameter",
     "_rebuild_parameter_with_state",
 }
-_BUILTINS = {"set", "frozenset", "slice", "tuple", "list", "dict", "complex", "bytearray", "range"}
+_BUILTINS = {"set", "frozenset", "slice", "tuple", "list", "dict", "complex"}
 _NUMPY = {
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
@@ -107,7 +107,10 @@ def _resolve_allowed(module: str, name: str) -> Any | None:  # noqa: PLR0911 - o
             return torch.device
         return None
     if module.startswith("torch.nn.modules.") and "." not in name:
-        value = getattr(importlib.import_module(module), name, None)
+        try:
+            value = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            return None
         if isinstance(value, type) and issubclass(value, nn.Module):
             return value
         return None
@@ -132,10 +135,30 @@ def _resolve_allowed(module: str, name: str) -> Any | None:  # noqa: PLR0911 - o
     return None
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` that resolves globals only through the allow-list above."""
+class RestrictedUnpickler(pickle._Unpickler):
+    """Unpickler that resolves globals only through the allow-list above.
+
+    Built on the pure-Python unpickler so that BUILD can be guarded too: a pickle may not set
+    attributes on a class, function or module it got from ``find_class`` (that would let it
+    patch e.g. ``torch.nn.Conv2d`` for the rest of the process). The files are small (the
+    tensors live outside the pickle), so the slower unpickler costs little.
+    """
 
     source = "<checkpoint>"  # the file name for error messages; set per load
+    dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)
+
+    def _load_build(self) -> None:
+        target = self.stack[-2]
+        if isinstance(
+            target, (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType)
+        ):
+            raise UnsafeCheckpointError(
+                f"{self.source}: refusing to set attributes on {target!r}: a checkpoint may only "
+                "fill in the objects it creates"
+            )
+        pickle._Unpickler.load_build(self)
+
+    dispatch[pickle.BUILD[0]] = _load_build
 
     def find_class(self, module: str, name: str) -> Any:
         """Allowed object for ``module.name``; raises UnsafeCheckpointError otherwise."""
@@ -174,9 +197,9 @@ def load_ultralytics_pickle(path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     except CheckpointError:
         raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, TypeError) as error:
+    except Exception as error:  # a malformed pickle can fail in many ways; report them all alike
         raise CheckpointError(
-            f"{path}: cannot read as an Ultralytics checkpoint ({error})"
+            f"{path}: cannot read as an Ultralytics checkpoint ({type(error).__name__}: {error})"
         ) from error
     if not isinstance(payload, dict):
         raise CheckpointError(
