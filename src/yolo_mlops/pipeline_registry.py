@@ -1,23 +1,36 @@
 """Project pipelines.
 
-Pipelines are discovered from ``src/yolo_mlops/pipelines/<name>/`` and combined here into the
-user-facing chains: ``data`` (ingestion + validation) and ``training`` (the whole chain, also the
-default). The training stage alone (the ``pipelines/training`` folder) is registered as ``train``,
-since ``training`` names the whole chain.
+The stage pipelines are imported explicitly (not discovered with ``find_pipelines``): Kedro 1.7's
+discovery loads only the folders named on the command line, and our user-facing pipelines are
+chains of several folders. The chains: ``data`` (ingestion + validation) and ``training`` (the
+whole chain, also the default). The training stage alone (the ``pipelines/training`` folder) is
+registered as ``train``, since ``training`` names the whole chain.
 """
 
 from __future__ import annotations
 
-from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-# Stages in run order. A stage that is not (yet) present is simply left out of the chains.
-DATA_STAGES = ("data_ingestion", "data_validation")
-TRAINING_STAGES = (*DATA_STAGES, "preprocessing", "train", "evaluation", "register")
+from yolo_mlops.pipelines import (
+    data_ingestion,
+    data_validation,
+    evaluation,
+    preprocessing,
+    register,
+    training,
+)
 
 
-def _chain(pipelines: dict[str, Pipeline], stages: tuple[str, ...]) -> Pipeline:
-    return sum((pipelines[s] for s in stages if s in pipelines), start=Pipeline([]))
+def stage_pipelines() -> dict[str, Pipeline]:
+    """The stage pipelines in run order, keyed by their registered names (= DVC/KFP stages)."""
+    return {
+        "data_ingestion": data_ingestion.create_pipeline(),
+        "data_validation": data_validation.create_pipeline(),
+        "preprocessing": preprocessing.create_pipeline(),
+        "train": training.create_pipeline(),
+        "evaluation": evaluation.create_pipeline(),
+        "register": register.create_pipeline(),
+    }
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -26,10 +39,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     Returns:
         A mapping from pipeline names to ``Pipeline`` objects.
     """
-    pipelines = find_pipelines(raise_errors=True)
-    if "training" in pipelines:
-        pipelines["train"] = pipelines.pop("training")
-    pipelines["data"] = _chain(pipelines, DATA_STAGES)
-    pipelines["training"] = _chain(pipelines, TRAINING_STAGES)
+    stages = stage_pipelines()
+    pipelines = dict(stages)
+    pipelines["data"] = stages["data_ingestion"] + stages["data_validation"]
+    pipelines["training"] = sum(stages.values(), start=Pipeline([]))
     pipelines["__default__"] = pipelines["training"]
     return pipelines
