@@ -20,7 +20,6 @@ from kedro.framework.startup import bootstrap_project
 from tests.conftest import PROJECT_ROOT
 from tests.data.http_server import ServerState, serve
 from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
-from yolo_mlops.pipeline_registry import DATA_STAGES
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +44,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def _run_data_pipeline(project: Path, params: dict[str, Any], name: str | None = None) -> None:
-    """``kedro run --pipeline data`` (by default as its two stages; see test_pipeline_name_data)."""
+def _run_data_pipeline(project: Path, params: dict[str, Any], name: str = "data") -> None:
+    """``kedro run --pipeline data`` in the copied project."""
     runtime = {"tracking": {"enabled": False}, **params}
     with KedroSession.create(project_path=project, env="local", runtime_params=runtime) as session:
-        if name is None:
-            session.run(pipeline_names=list(DATA_STAGES))
-        else:
-            session.run(pipeline_name=name)
+        session.run(pipeline_name=name)
 
 
 def _real_data_listing() -> list[tuple[str, int]]:
@@ -92,11 +88,6 @@ def test_data_pipeline_on_a_synthetic_dataset(project: Path, tmp_path: Path) -> 
     assert _real_data_listing() == real_data_before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline_registry calls find_pipelines(), which in Kedro 1.7 only imports the "
-    "pipeline folders named on the command line; the composite 'data' has no folder",
-)
 def test_pipeline_name_data_runs_both_stages(project: Path, tmp_path: Path) -> None:
     write_synthetic_dataset(tmp_path / "synth", SyntheticSpec(n_images=2), seed=0)
     params = {"data_ingestion": {"source": str(tmp_path / "synth"), "name": "synth", "sha256": None,
