@@ -119,3 +119,28 @@ def start_run(uri: str, project: Path, **overrides: Any) -> tracking_run.Tracked
     run = tracking_run.start_or_join(params, project, "test", {"test": "yes"})
     assert run is not None
     return run
+
+
+_EMPTY_STORE: list[Path] = []
+
+
+def embedded_store(project: Path) -> str:
+    """Put an empty, already migrated ``mlflow.db`` into ``project``; returns its sqlite URI.
+
+    Creating a sqlite store runs MLflow's migrations (several seconds); they run once per test
+    session and each test gets a copy.
+    """
+    import shutil
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    from yolo_mlops.tracking.config import default_tracking_uri
+
+    if not _EMPTY_STORE:
+        template = Path(tempfile.mkdtemp(prefix="mlflow-template-")) / "mlflow.db"
+        MlflowClient(f"sqlite:///{template}").search_experiments(max_results=1)
+        _EMPTY_STORE.append(template)
+    project.mkdir(parents=True, exist_ok=True)
+    shutil.copy(_EMPTY_STORE[0], project / "mlflow.db")
+    return default_tracking_uri(project)

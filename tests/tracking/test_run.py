@@ -8,7 +8,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from tests.tracking.helpers import free_port, start_run
+from tests.tracking.helpers import embedded_store, free_port, start_run
 from yolo_mlops.tracking import log_epoch
 from yolo_mlops.tracking import run as tracking_run
 from yolo_mlops.tracking.config import (
@@ -35,6 +35,7 @@ def test_env_var_wins_over_parameter_which_wins_over_default(tmp_path, monkeypat
 
 
 def test_embedded_store_run_has_project_local_artifacts_and_ends_finished(tmp_path):
+    embedded_store(tmp_path)
     run = tracking_run.start_or_join(TrackingParams(), tmp_path, "r", {"k": "v"})
     assert run is not None and run.owned
     assert os.environ["MLFLOW_RUN_ID"] == run.run_id
@@ -52,7 +53,7 @@ def test_embedded_store_run_has_project_local_artifacts_and_ends_finished(tmp_pa
 
 
 def test_log_epoch_gives_one_value_per_epoch(tmp_path):
-    run = start_run(default_tracking_uri(tmp_path), tmp_path)
+    run = start_run(embedded_store(tmp_path), tmp_path)
     for epoch in range(3):
         log_epoch({"train/box_loss": 3.0 - epoch, "metrics/mAP50(B)": 0.1 * epoch}, step=epoch)
     history = MlflowClient(run.uri).get_metric_history(run.run_id, "train/box_loss")
@@ -66,7 +67,7 @@ def test_log_epoch_without_a_run_is_a_no_op():
 
 
 def test_joins_run_named_by_mlflow_run_id_and_leaves_it_running(tmp_path, monkeypatch):
-    uri = default_tracking_uri(tmp_path)
+    uri = embedded_store(tmp_path)
     client = MlflowClient(uri)
     parent = client.create_run(client.create_experiment("outer")).info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", parent)
@@ -80,7 +81,7 @@ def test_joins_run_named_by_mlflow_run_id_and_leaves_it_running(tmp_path, monkey
 
 
 def test_joins_the_active_fluent_run(tmp_path):
-    uri = default_tracking_uri(tmp_path)
+    uri = embedded_store(tmp_path)
     mlflow.set_tracking_uri(uri)
     try:
         with mlflow.start_run() as outer:

@@ -75,9 +75,9 @@ def decode_image(value: Any, row: int) -> np.ndarray:
     """Encoded image bytes (or their base64 text) -> HWC BGR uint8; bad input names ``row``."""
     if isinstance(value, str):
         try:
-            value = base64.b64decode(value, validate=False)
+            value = base64.b64decode("".join(value.split()), validate=True)
         except (binascii.Error, ValueError):
-            raise _bad_row(row, "is a string that is not base64") from None
+            raise _bad_row(row, "is a string that is not base64 (not a decodable image)") from None
     if isinstance(value, (bytearray, memoryview)):
         value = bytes(value)
     if not isinstance(value, bytes):
