@@ -4,7 +4,8 @@ The stage pipelines are imported explicitly (not discovered with ``find_pipeline
 discovery loads only the folders named on the command line, and our user-facing pipelines are
 chains of several folders. The chains: ``data`` (ingestion + validation) and ``training`` (the
 whole chain, also the default). The training stage alone (the ``pipelines/training`` folder) is
-registered as ``train``, since ``training`` names the whole chain.
+registered as ``train``, since ``training`` names the whole chain. ``evaluation`` run alone reads
+its checkpoint from a parameter instead of the ``train`` stage's output.
 """
 
 from __future__ import annotations
@@ -44,4 +45,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["data"] = stages["data_ingestion"] + stages["data_validation"]
     pipelines["training"] = sum(stages.values(), start=Pipeline([]))
     pipelines["__default__"] = pipelines["training"]
+    # Run alone, evaluation takes its checkpoint from `evaluation.checkpoint` (default: the
+    # trained best.pt), so any checkpoint, ours or Ultralytics', can be evaluated.
+    pipelines["evaluation"] = evaluation.create_pipeline(standalone=True)
     return pipelines
