@@ -7,8 +7,17 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from yolo_mlops.yolo.loss import DetectionLoss, dfl_loss, pad_targets
+from yolo_mlops.yolo.anchors import bbox2dist, dist2bbox, make_anchors
+from yolo_mlops.yolo.boxes import bbox_ciou
+from yolo_mlops.yolo.loss import (
+    DetectionLoss,
+    dfl_loss,
+    pad_targets,
+    softplus_sum,
+    sparse_target_bce,
+)
 
 REG_MAX = 16
 
@@ -59,6 +68,13 @@ def test_pad_targets_rejects_batch_index_outside_the_batch() -> None:
         pad_targets(TARGETS, batch_size=1)
 
 
+def test_loss_rejects_class_ids_outside_the_model_classes() -> None:
+    maps = random_maps(2, 3)
+    bad = torch.tensor([[0, 3, 4.0, 6.0, 40.0, 30.0]])
+    with pytest.raises(ValueError, match="class_id"):
+        DetectionLoss(num_classes=3)(maps, bad, batch_size=2)
+
+
 def test_dfl_is_near_zero_when_logits_put_all_mass_on_exact_target_bins() -> None:
     target = torch.tensor([[0.0, 3.0, 7.0, 14.0]])
     logits = torch.full((1, 4, REG_MAX), -50.0)
@@ -74,6 +90,87 @@ def test_dfl_is_smallest_when_mass_is_split_like_the_target() -> None:
     one_bin = torch.full((1, 4, REG_MAX), -1e4)
     one_bin[..., 2] = 0.0
     assert dfl_loss(split, target, REG_MAX) < dfl_loss(one_bin, target, REG_MAX)
+
+
+def test_softplus_sum_matches_float64_softplus_over_extreme_logits() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.cat(
+        (
+            torch.randn(1001, generator=generator) * 10,
+            torch.tensor([-100.0, -30.0, -15.0, 0.0, 14.9, 15.0, 15.1, 30.0, 100.0]),
+            torch.full((50,), -25.0),  # tiny terms that a float32 (1 + eˣ) would round away
+        )
+    )
+    expected = F.softplus(logits.double()).sum()
+    assert torch.isclose(softplus_sum(logits), expected, rtol=1e-7, atol=1e-5)
+    tiny = torch.full((64,), -25.0)
+    assert torch.isclose(softplus_sum(tiny), F.softplus(tiny.double()).sum(), rtol=1e-6)
+
+
+def test_sparse_target_bce_equals_dense_bce_in_value_and_gradient() -> None:
+    generator = torch.Generator().manual_seed(1)
+    base = torch.randn((2, 7, 30), generator=generator) * 6
+    # The class-logit view skips the first two channels, like the head's class channels.
+    index = (torch.tensor([0, 0, 1, 1]), torch.tensor([0, 3, 1, 4]), torch.tensor([3, 9, 3, 29]))
+    target = torch.tensor([0.9, 0.1, 0.5, 1.0])
+    dense = torch.zeros((2, 5, 30))
+    dense[index] = target
+
+    ours_base = base.clone().requires_grad_()
+    ours = sparse_target_bce(ours_base[:, 2:], index, target)
+    ours.backward()
+    ref_base = base.clone().requires_grad_()
+    ref = F.binary_cross_entropy_with_logits(ref_base[:, 2:], dense, reduction="sum")
+    ref.backward()
+    assert torch.isclose(ours, ref, rtol=1e-5)
+    assert torch.allclose(ours_base.grad, ref_base.grad, atol=1e-6)
+
+
+def reference_loss(
+    maps: list[torch.Tensor], targets: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    """Straightforward dense version of the loss (spec section 3), for checking the fast one."""
+    criterion = DetectionLoss(num_classes)
+    batch = maps[0].shape[0]
+    flat = torch.cat([m.flatten(2) for m in maps], 2).permute(0, 2, 1)  # [B, A, C]
+    pred_dist, pred_logits = flat[..., : 4 * REG_MAX], flat[..., 4 * REG_MAX :]
+    points, stride = make_anchors(maps, (8, 16, 32))
+    probs = pred_dist.reshape(batch, -1, 4, REG_MAX).softmax(-1)
+    bins = torch.arange(REG_MAX, dtype=probs.dtype, device=probs.device)
+    pred_bboxes = dist2bbox(probs @ bins, points, False)
+    labels, bboxes, mask_gt = pad_targets(targets, batch)
+    assigned = criterion.assigner(
+        pred_logits.detach().sigmoid(),
+        pred_bboxes.detach() * stride,
+        points * stride,
+        labels,
+        bboxes,
+        mask_gt,
+    )
+    scores = assigned.scores  # dense [B, A, nc]
+    scores_sum = scores.sum().clamp(min=1)
+    cls = F.binary_cross_entropy_with_logits(pred_logits, scores, reduction="sum") / scores_sum
+    fg = assigned.fg_mask
+    weight = scores.sum(-1)[fg]
+    target = assigned.bboxes / stride
+    box = ((1 - bbox_ciou(pred_bboxes[fg], target[fg])) * weight).sum() / scores_sum
+    target_dist = bbox2dist(points, target, REG_MAX - 1.01)[fg]
+    fg_logits = pred_dist[fg].reshape(-1, 4, REG_MAX)
+    dfl = (dfl_loss(fg_logits, target_dist, REG_MAX) * weight).sum() / scores_sum
+    return torch.stack((box * 7.5, cls * 0.5, dfl * 1.5))
+
+
+def test_fast_loss_matches_dense_reference_in_value_and_gradient() -> None:
+    targets = torch.cat((TARGETS, torch.tensor([[1, 2, 30.0, 2.0, 50.0, 26.0]])))
+    ours_maps = random_maps(2, 3, imgsz=96, seed=3)
+    ref_maps = [m.detach().clone().requires_grad_() for m in ours_maps]
+    total, parts = DetectionLoss(num_classes=3)(ours_maps, targets, batch_size=2)
+    ref_parts = reference_loss(ref_maps, targets, 3)
+    assert torch.allclose(parts, ref_parts.detach(), rtol=1e-5, atol=1e-6)
+    total.backward()
+    (ref_parts.sum() * 2).backward()
+    for ours, ref in zip(ours_maps, ref_maps, strict=True):
+        assert torch.allclose(ours.grad, ref.grad, rtol=1e-4, atol=1e-6)
 
 
 def test_loss_is_finite_and_differentiable() -> None:
@@ -179,6 +276,13 @@ def test_loss_runs_on_cuda_and_matches_cpu() -> None:
     assert total.device.type == "cuda"
     assert torch.allclose(parts.cpu(), cpu_parts, rtol=1e-4, atol=1e-5)
     assert torch.isclose(total.cpu(), cpu_total, rtol=1e-4)
+    half_maps = [m.half().requires_grad_() for m in cuda_maps]
+    with torch.autocast("cuda", dtype=torch.float16):
+        total, parts = DetectionLoss(num_classes=3)(half_maps, TARGETS[:2].cuda(), batch_size=2)
+    assert total.dtype == torch.float32
+    assert torch.allclose(parts.cpu(), cpu_parts, rtol=1e-2, atol=1e-2)
+    total.backward()
+    assert torch.isfinite(half_maps[0].grad).all()
 
 
 def _model_available() -> bool:

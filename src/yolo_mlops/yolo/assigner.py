@@ -16,7 +16,7 @@ no ``[B, M, A, nc]`` tensor is ever built.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -24,22 +24,34 @@ from torch import nn
 from yolo_mlops.yolo.boxes import bbox_ciou
 
 
-class Assignment(NamedTuple):
+@dataclass(frozen=True)
+class Assignment:
     """Result of :class:`TaskAlignedAssigner` for ``B`` images and ``A`` anchors.
 
     Attributes:
         labels: ``[B, A]`` int64 class id of the assigned GT; ``num_classes`` for background.
         bboxes: ``[B, A, 4]`` xyxy in input pixels of the assigned GT; zeros for background.
-        scores: ``[B, A, nc]`` soft classification targets (one-hot × normalised alignment).
+        weights: ``[B, A]`` target score of the assigned class (the normalised alignment);
+            0 for background. Equals ``scores.sum(-1)``.
         fg_mask: ``[B, A]`` bool, True for foreground (positive) anchors.
         gt_index: ``[B, A]`` int64 index ``m`` of the assigned GT row; 0 for background.
+        num_classes: ``nc``.
     """
 
     labels: torch.Tensor
     bboxes: torch.Tensor
-    scores: torch.Tensor
+    weights: torch.Tensor
     fg_mask: torch.Tensor
     gt_index: torch.Tensor
+    num_classes: int
+
+    @property
+    def scores(self) -> torch.Tensor:
+        """``[B, A, nc]`` soft classification targets: one-hot(label) × weight (built on demand)."""
+        batch, num_anchors = self.labels.shape
+        dense = self.weights.new_zeros((batch, num_anchors, self.num_classes))
+        index = self.labels.clamp(max=self.num_classes - 1)[..., None]
+        return dense.scatter_(-1, index, self.weights[..., None])
 
 
 def anchors_inside_boxes(
@@ -96,22 +108,38 @@ class TaskAlignedAssigner(nn.Module):
         gt_labels: torch.Tensor,
         gt_bboxes: torch.Tensor,
         mask_gt: torch.Tensor,
+        *,
+        class_dim: int = -1,
+        scores_are_logits: bool = False,
     ) -> Assignment:
         """Assign targets.
 
         Args:
-            pred_scores: ``[B, A, nc]`` predicted class probabilities (after sigmoid).
+            pred_scores: ``[B, A, nc]`` predicted class probabilities (after sigmoid); or
+                ``[B, nc, A]`` with ``class_dim=1``; or logits with ``scores_are_logits=True``
+                (the sigmoid is then applied only to the few scores the assignment reads).
             pred_bboxes: ``[B, A, 4]`` predicted boxes, xyxy input pixels.
             anchor_points: ``[A, 2]`` anchor centres in input pixels.
             gt_labels: ``[B, M]`` (or ``[B, M, 1]``) class ids of the padded GTs.
             gt_bboxes: ``[B, M, 4]`` xyxy input pixels of the padded GTs.
             mask_gt: ``[B, M]`` (or ``[B, M, 1]``) True for real GT rows.
+            class_dim: position of the class dimension of ``pred_scores`` (-1/2 or 1).
+            scores_are_logits: whether ``pred_scores`` are logits.
 
         Returns:
             An :class:`Assignment`.
         """
-        batch, num_anchors, num_classes = pred_scores.shape
-        device = pred_scores.device
+        if class_dim not in (-1, 1, 2):
+            raise ValueError(f"class_dim must be -1, 1 or 2, got {class_dim}")
+        channels_first = class_dim == 1
+        batch, num_anchors = pred_bboxes.shape[:2]
+        num_classes = self.num_classes
+        if pred_scores.shape[1 if channels_first else 2] != num_classes:
+            raise ValueError(
+                f"pred_scores {tuple(pred_scores.shape)} has no class dimension of size "
+                f"{num_classes} at dim {class_dim}"
+            )
+        device = pred_bboxes.device
         gt_labels = gt_labels.reshape(batch, -1).long()
         mask_gt = mask_gt.reshape(batch, -1).bool()
         num_gts = gt_labels.shape[1]
@@ -122,16 +150,29 @@ class TaskAlignedAssigner(nn.Module):
                     (batch, num_anchors), num_classes, dtype=torch.long, device=device
                 ),
                 bboxes=torch.zeros((batch, num_anchors, 4), dtype=pred_bboxes.dtype, device=device),
-                scores=torch.zeros_like(pred_scores),
+                weights=torch.zeros((batch, num_anchors), dtype=pred_bboxes.dtype, device=device),
                 fg_mask=torch.zeros((batch, num_anchors), dtype=torch.bool, device=device),
                 gt_index=torch.zeros((batch, num_anchors), dtype=torch.long, device=device),
+                num_classes=num_classes,
             )
 
         # Candidates: anchor centre strictly inside a real GT.
         candidates = anchors_inside_boxes(anchor_points, gt_bboxes, self.eps) & mask_gt[..., None]
-        overlaps, align_metric = self._alignment(
-            pred_scores, pred_bboxes, gt_labels, gt_bboxes, candidates
-        )  # [B, M, A] each, 0 outside the candidates
+        b_idx, m_idx, a_idx = candidates.nonzero(as_tuple=True)
+        cls_idx = gt_labels[b_idx, m_idx]
+        if channels_first:
+            score = pred_scores[b_idx, cls_idx, a_idx]
+        else:
+            score = pred_scores[b_idx, a_idx, cls_idx]
+        if scores_are_logits:
+            score = score.sigmoid()
+        overlap = bbox_ciou(gt_bboxes[b_idx, m_idx], pred_bboxes[b_idx, a_idx]).clamp_(min=0)
+        metric = score.to(overlap.dtype).pow(self.alpha) * overlap.pow(self.beta)
+        # Dense [B, M, A], zero outside the candidates.
+        overlaps = torch.zeros(candidates.shape, dtype=overlap.dtype, device=device)
+        align_metric = torch.zeros_like(overlaps)
+        overlaps[b_idx, m_idx, a_idx] = overlap
+        align_metric[b_idx, m_idx, a_idx] = metric
 
         # Top-k anchors per GT over all anchors, then keep only candidates.
         k = min(self.topk, num_anchors)
@@ -142,53 +183,26 @@ class TaskAlignedAssigner(nn.Module):
         # An anchor positive for several GTs keeps the GT with the highest overlap among those.
         multi = mask_pos.sum(1) > 1  # [B, A]
         if bool(multi.any()):
-            best_gt = overlaps.masked_fill(~mask_pos, -1.0).argmax(1)  # [B, A]
+            # max(dim).indices: much faster than argmax over a middle dim on CPU.
+            best_gt = overlaps.masked_fill(~mask_pos, -1.0).max(1).indices  # [B, A]
             is_best = torch.zeros_like(mask_pos).scatter_(1, best_gt[:, None, :], True)
             mask_pos = torch.where(multi[:, None, :], is_best & mask_pos, mask_pos)
 
+        # From here every anchor has at most one positive GT, so sums over M pick it.
         fg_mask = mask_pos.any(1)  # [B, A]
-        gt_index = mask_pos.to(torch.uint8).argmax(1)  # [B, A]; 0 for background
+        gt_range = torch.arange(num_gts, device=device).view(1, -1, 1)
+        gt_index = (mask_pos * gt_range).sum(1)  # [B, A]; 0 for background
 
         # Normalise the alignment per GT: max over its positives -> its max overlap.
         align_metric = align_metric * mask_pos
         max_metric = align_metric.amax(-1, keepdim=True)  # [B, M, 1]
         max_overlap = (overlaps * mask_pos).amax(-1, keepdim=True)  # [B, M, 1]
-        norm_metric = (align_metric * max_overlap / (max_metric + self.eps)).amax(1)  # [B, A]
+        weights = (align_metric * (max_overlap / (max_metric + self.eps))).sum(1)  # [B, A]
 
         batch_index = torch.arange(batch, device=device)[:, None]
         labels = gt_labels[batch_index, gt_index]  # [B, A]
-        bboxes = gt_bboxes[batch_index, gt_index] * fg_mask[..., None]  # [B, A, 4]
         labels = torch.where(fg_mask, labels, torch.full_like(labels, num_classes))
-
-        scores = torch.zeros_like(pred_scores)
-        scores.scatter_(
-            -1,
-            labels.clamp(max=num_classes - 1)[..., None],
-            (norm_metric * fg_mask).to(scores.dtype)[..., None],
+        bboxes = gt_bboxes[batch_index, gt_index] * fg_mask[..., None]  # [B, A, 4]
+        return Assignment(
+            labels, bboxes, weights.to(pred_bboxes.dtype), fg_mask, gt_index, num_classes
         )
-        return Assignment(labels, bboxes, scores, fg_mask, gt_index)
-
-    def _alignment(
-        self,
-        pred_scores: torch.Tensor,
-        pred_bboxes: torch.Tensor,
-        gt_labels: torch.Tensor,
-        gt_bboxes: torch.Tensor,
-        candidates: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """CIoU overlaps and alignment metric, computed only for candidate (b, m, a) triples.
-
-        Returns:
-            ``overlaps [B, M, A]`` (CIoU clamped at 0) and ``align_metric [B, M, A]``, both 0
-            where ``candidates`` is False.
-        """
-        b_idx, m_idx, a_idx = candidates.nonzero(as_tuple=True)
-        overlap = bbox_ciou(gt_bboxes[b_idx, m_idx], pred_bboxes[b_idx, a_idx]).clamp_(min=0)
-        score = pred_scores[b_idx, a_idx, gt_labels[b_idx, m_idx]]
-        metric = score.pow(self.alpha) * overlap.pow(self.beta)
-
-        overlaps = torch.zeros(candidates.shape, dtype=pred_bboxes.dtype, device=candidates.device)
-        align_metric = torch.zeros_like(overlaps)
-        overlaps[b_idx, m_idx, a_idx] = overlap.to(overlaps.dtype)
-        align_metric[b_idx, m_idx, a_idx] = metric.to(overlaps.dtype)
-        return overlaps, align_metric
