@@ -4,9 +4,11 @@ from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
 from yolo_mlops.hooks import MlflowTrackingHook
+from yolo_mlops.param_validation import ParameterValidationHook
 
-# The tracking hook owns one MLflow run per `kedro run` (see hooks.py).
-HOOKS = (MlflowTrackingHook(),)
+# Parameters are validated as soon as the context exists; the tracking hook owns one MLflow run
+# per `kedro run` (see hooks.py).
+HOOKS = (ParameterValidationHook(), MlflowTrackingHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -1,0 +1,62 @@
+"""Validate every parameter block when a run starts.
+
+Each pipeline parses its own block into a dataclass inside its node; this hook parses them all as
+soon as the Kedro context exists, so a typo in ``conf/`` (or in ``--params``) fails before the
+download starts rather than an hour later when the evaluation node first reads its block.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+from yolo_mlops.params import ParameterError, parse_params
+from yolo_mlops.pipelines.data_ingestion.nodes import DataIngestionParams
+from yolo_mlops.pipelines.data_validation.nodes import DataValidationParams
+from yolo_mlops.pipelines.evaluation.nodes import EvaluationParams
+from yolo_mlops.pipelines.preprocessing.nodes import PreprocessingParams
+from yolo_mlops.pipelines.register.nodes import RegisterParams
+from yolo_mlops.tracking.config import TrackingParams
+from yolo_mlops.yolo.trainer import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+#: The top-level parameter blocks of ``conf/*/parameters_*.yml`` and the dataclass of each.
+PARAMETER_BLOCKS: dict[str, type] = {
+    "data_ingestion": DataIngestionParams,
+    "data_validation": DataValidationParams,
+    "preprocessing": PreprocessingParams,
+    "training": TrainConfig,
+    "evaluation": EvaluationParams,
+    "register": RegisterParams,
+    "tracking": TrackingParams,
+}
+
+
+def validate_parameters(params: Mapping[str, Any]) -> None:
+    """Parse every known block of ``params``; raise on an unknown block or a bad value.
+
+    Raises:
+        ParameterError: naming the dotted key and the parameters file to fix.
+    """
+    unknown = sorted(set(params) - set(PARAMETER_BLOCKS))
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter block(s) {', '.join(unknown)}; known blocks: "
+            f"{', '.join(PARAMETER_BLOCKS)} (check conf/*/parameters_*.yml and --params)"
+        )
+    for block, schema in PARAMETER_BLOCKS.items():
+        if block in params:
+            parse_params(schema, params[block], block)
+
+
+class ParameterValidationHook:
+    """Fails a ``kedro run`` whose parameters do not match the declared blocks, before any node."""
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        validate_parameters(context.params)
+        logger.debug("parameters valid: %s", ", ".join(sorted(context.params)))

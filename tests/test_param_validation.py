@@ -1,0 +1,55 @@
+"""Every parameter block in conf/ matches its dataclass, and typos fail before any node runs."""
+
+from __future__ import annotations
+
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from yolo_mlops.param_validation import PARAMETER_BLOCKS, validate_parameters
+from yolo_mlops.params import ParameterError
+from yolo_mlops.settings import CONFIG_LOADER_ARGS
+
+from .conftest import PROJECT_ROOT
+
+
+def _params(env: str) -> dict:
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"),
+        base_env="base",
+        default_run_env=env,
+        custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"],
+    )
+    return dict(loader["parameters"])
+
+
+@pytest.mark.parametrize("env", ["local", "ci"])
+def test_shipped_parameters_of_every_environment_are_valid(env: str) -> None:
+    params = _params(env)
+    assert set(params) == set(PARAMETER_BLOCKS)
+    validate_parameters(params)
+
+
+def test_unknown_block_is_named_in_the_error() -> None:
+    params = _params("local") | {"trainng": {"epochs": 3}}
+    with pytest.raises(ParameterError, match="trainng"):
+        validate_parameters(params)
+
+
+def test_unknown_key_inside_a_block_is_named_with_its_dotted_path() -> None:
+    params = _params("local")
+    params["training"] = {**params["training"], "epoch": 3}
+    with pytest.raises(ParameterError, match=r"training\.epoch\b"):
+        validate_parameters(params)
+
+
+def test_wrong_type_from_the_command_line_is_an_error() -> None:
+    params = _params("local")
+    params["training"] = {**params["training"], "epochs": "three"}
+    with pytest.raises(ParameterError, match=r"training\.epochs"):
+        validate_parameters(params)
+
+
+def test_hook_is_registered_in_settings() -> None:
+    from yolo_mlops.settings import HOOKS
+
+    assert any(type(hook).__name__ == "ParameterValidationHook" for hook in HOOKS)
