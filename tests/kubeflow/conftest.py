@@ -44,6 +44,14 @@ class CompiledPipeline:
 
 
 @pytest.fixture
+def kfp_kubernetes():
+    """kfp-kubernetes (PVC, /dev/shm); a pyproject dependency, skipped with a reason if absent."""
+    return pytest.importorskip(
+        "kfp.kubernetes", reason="kfp-kubernetes==2.17.3 is not installed (see pyproject.toml)"
+    )
+
+
+@pytest.fixture
 def fake_project(tmp_path: Path) -> Path:
     """The fake 6-stage Kedro project written under tmp_path/fake_project."""
     return write_fake_project(tmp_path / "fake_project")

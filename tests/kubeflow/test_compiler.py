@@ -27,7 +27,7 @@ CLUSTER = CompileOptions(
 
 
 @pytest.fixture
-def compiled(tmp_path, fake_pipelines, parse_compiled):
+def compiled(tmp_path, fake_pipelines, parse_compiled, kfp_kubernetes):
     path = compile_pipeline(
         fake_pipelines["training"], fake_catalog(), PARAMETERS, CLUSTER, tmp_path / "p.yaml"
     )
@@ -129,7 +129,9 @@ def test_tasks_are_not_cached_and_set_telemetry_off(compiled):
     assert env["KEDRO_DISABLE_TELEMETRY"] == "true"
 
 
-def test_data_pipeline_compiles_without_train_resources(tmp_path, fake_pipelines, parse_compiled):
+def test_data_pipeline_compiles_without_train_resources(
+    tmp_path, fake_pipelines, parse_compiled, kfp_kubernetes
+):
     path = compile_pipeline(
         fake_pipelines["data"], fake_catalog(), PARAMETERS, CLUSTER, tmp_path / "data.yaml"
     )

@@ -7,9 +7,6 @@ from pathlib import Path
 
 import click
 
-from yolo_mlops.kubeflow.compiler import CompileOptions, compile_project
-from yolo_mlops.kubeflow.grouping import GroupingError, PreflightError
-
 logger = logging.getLogger(__name__)
 
 
@@ -97,6 +94,10 @@ def compile(
     caching: bool,
 ) -> None:
     """Compile a Kedro pipeline into a KFP v2 pipeline YAML (one task per stage)."""
+    # Imported here: every `kedro` command loads this module, and kfp is slow to import.
+    from yolo_mlops.kubeflow.compiler import CompileOptions, compile_project
+    from yolo_mlops.kubeflow.grouping import GroupingError, PreflightError
+
     options = CompileOptions(
         image=image,
         env=env,

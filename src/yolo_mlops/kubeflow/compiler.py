@@ -19,7 +19,6 @@ from typing import Any
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 from kfp import compiler, dsl
-from kfp import kubernetes as k8s
 
 from yolo_mlops.kubeflow.components import (
     CONTAINER_RUN_ID_OUTPUT,
@@ -113,9 +112,22 @@ def task_parameters(group: StageGroup, configured: set[str]) -> tuple[list[str],
     return inputs, overrides
 
 
+def _kubernetes():
+    """``kfp.kubernetes`` (package kfp-kubernetes), needed for volumes on the cluster tasks."""
+    try:
+        from kfp import kubernetes
+    except ImportError as error:  # pragma: no cover - a dependency in pyproject.toml
+        raise ImportError(
+            "the PVC and /dev/shm mounts need kfp-kubernetes: pip install kfp-kubernetes==2.17.3"
+        ) from error
+    return kubernetes
+
+
 def _configure_container_task(task: dsl.PipelineTask, group: StageGroup, options: CompileOptions):
     for name, value in options.extra_env.items():
         task.set_env_variable(name, value)
+    if options.pvc or group.name in options.shm_stages:
+        k8s = _kubernetes()
     if options.pvc:
         k8s.mount_pvc(task, pvc_name=options.pvc, mount_path=options.data_mount)
     if group.name in options.shm_stages:
@@ -161,6 +173,11 @@ def build_pipeline(
     if options.mlflow_tracking_uri:
         defaults["mlflow_tracking_uri"] = options.mlflow_tracking_uri
     configured = configured_kedro_keys(parameters)
+    if not options.local and not defaults["mlflow_tracking_uri"]:
+        logger.warning(
+            "No MLflow tracking URI: each pod would use its own embedded store. Pass "
+            "--mlflow-tracking-uri (a server the pods reach) or set mlflow_tracking_uri per run."
+        )
     for stage in (*options.resource_stages, *options.shm_stages):
         if stage not in {g.name for g in groups}:
             logger.info("Stage %r is not in this pipeline: its resource options are unused", stage)

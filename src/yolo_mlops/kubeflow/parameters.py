@@ -108,19 +108,22 @@ def parameter_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def configured_kedro_keys(params: Mapping[str, Any]) -> set[str]:
-    """Names of the pipeline parameters whose Kedro key exists in the project parameters.
+    """Names of the pipeline parameters whose Kedro block exists in the project parameters.
 
-    Only these are passed on as ``--params`` overrides: overriding a key the project does not
-    define would add an unknown key, which the typed parameter blocks reject.
+    Only these are passed on as ``--params`` overrides: overriding a block the project does not
+    define would add an unknown block. The block, not the key, is checked because an
+    environment may override a block partly (``conf/ci`` sets only ``register.promotion``,
+    while the block's dataclass still has ``model_name``).
     """
     names = set()
     for parameter in PIPELINE_PARAMETERS:
-        if parameter.kedro_key and lookup(params, parameter.kedro_key)[0]:
+        if parameter.block and isinstance(params.get(parameter.block), Mapping):
             names.add(parameter.name)
-        elif parameter.kedro_key:
+        elif parameter.block:
             logger.warning(
-                "Kedro parameter %r is not configured: KFP parameter %r will not override it",
-                parameter.kedro_key,
+                "Kedro parameter block %r is not configured: KFP parameter %r will not override %r",
+                parameter.block,
                 parameter.name,
+                parameter.kedro_key,
             )
     return names

@@ -11,7 +11,6 @@ joins instead of starting a run of its own.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import subprocess
@@ -23,6 +22,11 @@ from typing import Any
 from yolo_mlops.kubeflow.parameters import PIPELINE_PARAMETERS
 
 logger = logging.getLogger(__name__)
+
+# Kedro's data layers: a fresh PVC mounted at data/ is empty, and not every dataset creates its
+# parent folder.
+DATA_LAYERS = ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_model_input",
+               "06_models", "07_model_output", "08_reporting")  # fmt: skip
 
 
 class StageFailedError(RuntimeError):
@@ -53,27 +57,49 @@ def kedro_run_command(
     return command
 
 
-def create_tracking_run(tracking_uri: str, run_name: str, tags: Mapping[str, str]) -> str:
-    """Create the MLflow run shared by all tasks and return its id ("" without tracking).
+def _project_parameters(
+    project_dir: Path, env: str | None, overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The resolved Kedro parameters of the project for ``env`` plus ``overrides``."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
 
-    The kubeflow package does not import mlflow (only the tracking layer does): it asks
-    ``yolo_mlops.tracking.create_run``. When the tracking layer does not provide it, every task
-    falls back to a run of its own and this logs a warning.
+    bootstrap_project(project_dir)
+    with KedroSession.create(
+        project_path=project_dir, env=env, runtime_params=dict(overrides)
+    ) as s:
+        return dict(s.load_context().params)
+
+
+def start_shared_run(
+    project_dir: Path, env: str | None, overrides: Mapping[str, Any], run_name: str
+) -> str:
+    """Create the MLflow run shared by all tasks of this KFP execution; return its id.
+
+    Goes through the tracking layer (this package never imports mlflow) with the project's
+    ``tracking`` parameters, so the run lands in the same store and experiment as the tasks'
+    hook would use. Returns ``""`` when tracking is disabled or the store is unreachable (then
+    the tasks run untracked, as ``tracking.on_unreachable: warn`` asks).
     """
-    try:
-        tracking = importlib.import_module("yolo_mlops.tracking")
-    except ImportError:
-        tracking = None
-    create_run = getattr(tracking, "create_run", None)
-    if create_run is None:
-        logger.warning(
-            "yolo_mlops.tracking.create_run is not available: each KFP task will track its own "
-            "MLflow run instead of one shared run"
-        )
+    from yolo_mlops.params import parse_params
+    from yolo_mlops.tracking import run as tracking_run
+    from yolo_mlops.tracking.config import TrackingParams
+
+    params = _project_parameters(project_dir, env, overrides)
+    settings = parse_params(TrackingParams, params.get("tracking") or {}, "tracking")
+    tags = {"orchestrator": "kubeflow", "kubeflow.run_name": run_name, "kedro.env": str(env)}
+    run = tracking_run.start_or_join(settings, project_dir, run_name or "kubeflow", tags)
+    if run is None:
         return ""
-    run_id = str(create_run(tracking_uri=tracking_uri or None, run_name=run_name, tags=dict(tags)))
-    logger.info("Created MLflow run %s for this Kubeflow execution", run_id)
-    return run_id
+    logger.info("Created MLflow run %s for this Kubeflow execution", run.run_id)
+    return run.run_id
+
+
+def end_shared_run(succeeded: bool) -> None:
+    """End the run :func:`start_shared_run` created in this process (FINISHED or FAILED)."""
+    from yolo_mlops.tracking import run as tracking_run
+
+    tracking_run.end("FINISHED" if succeeded else "FAILED")
 
 
 def run_stage(
@@ -98,27 +124,34 @@ def run_stage(
         params: ``{dotted.key: value}`` overrides; empty-string values are dropped (they mean
             "keep the configured value").
         run_id: MLflow run id to join ("" for none).
-        create_run: create the shared MLflow run when ``run_id`` is empty (the first task).
+        create_run: create the shared MLflow run when ``run_id`` is empty (the first task);
+            see :func:`start_shared_run`.
         tracking_uri: MLflow tracking URI; sets ``MLFLOW_TRACKING_URI`` when not empty.
         run_name: name of the MLflow run when this task creates it.
 
     Raises:
         StageFailedError: ``kedro run`` failed.
     """
+    project_dir = Path(project_dir).resolve()
+    for layer in DATA_LAYERS:
+        (project_dir / "data" / layer).mkdir(parents=True, exist_ok=True)
     overrides = _typed({k: v for k, v in (params or {}).items() if v is not None and str(v) != ""})
+    if tracking_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    owns_run = create_run and not run_id
+    if owns_run:
+        run_id = start_shared_run(project_dir, env, overrides, run_name or f"kfp-{stage}")
     environment = dict(os.environ)
     environment.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
-    if tracking_uri:
-        environment["MLFLOW_TRACKING_URI"] = tracking_uri
-    if not run_id and create_run:
-        run_id = create_tracking_run(
-            tracking_uri, run_name or f"kfp-{stage}", {"orchestrator": "kubeflow"}
-        )
     if run_id:
         environment["MLFLOW_RUN_ID"] = run_id
     command = kedro_run_command(nodes, env, overrides)
     logger.info("Stage %r: %s (cwd %s)", stage, " ".join(command), project_dir)
     completed = subprocess.run(command, cwd=project_dir, env=environment, check=False)
+    if owns_run and run_id:
+        # The first task owns the shared run: FINISHED after its stage (later tasks join and
+        # log into it), FAILED when its stage fails.
+        end_shared_run(completed.returncode == 0)
     if completed.returncode != 0:
         raise StageFailedError(
             f"stage {stage!r}: `{' '.join(command)}` exited with status {completed.returncode}"
