@@ -41,12 +41,15 @@ class MlflowTrackingHook:
     def __init__(self) -> None:
         self._params: dict[str, Any] | None = None
         self._project_path: Path | None = None
+        self._default_env: str | None = None
         self._catalog: Any = None
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
         self._params = dict(context.params)
         self._project_path = Path(context.project_path)
+        # `kedro run` without --env: Kedro reports env None; the loader knows the default.
+        self._default_env = getattr(context.config_loader, "default_run_env", None)
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -61,7 +64,7 @@ class MlflowTrackingHook:
         session_id = str(run_params.get("run_id") or "")
         flat = flatten(params)
         tags = {
-            "kedro.env": str(run_params.get("env")),
+            "kedro.env": str(run_params.get("env") or self._default_env),
             "kedro.pipeline": pipeline_name,
             "kedro.session_id": session_id,
             "kedro.version": str(run_params.get("kedro_version")),
