@@ -16,7 +16,6 @@ from yolo_mlops.yolo.loss import (
     dfl_loss,
     pad_targets,
     softplus_sum,
-    sparse_target_bce,
 )
 
 REG_MAX = 16
@@ -107,25 +106,6 @@ def test_softplus_sum_matches_float64_softplus_over_extreme_logits() -> None:
     assert torch.isclose(softplus_sum(tiny), F.softplus(tiny.double()).sum(), rtol=1e-6)
 
 
-def test_sparse_target_bce_equals_dense_bce_in_value_and_gradient() -> None:
-    generator = torch.Generator().manual_seed(1)
-    base = torch.randn((2, 7, 30), generator=generator) * 6
-    # The class-logit view skips the first two channels, like the head's class channels.
-    index = (torch.tensor([0, 0, 1, 1]), torch.tensor([0, 3, 1, 4]), torch.tensor([3, 9, 3, 29]))
-    target = torch.tensor([0.9, 0.1, 0.5, 1.0])
-    dense = torch.zeros((2, 5, 30))
-    dense[index] = target
-
-    ours_base = base.clone().requires_grad_()
-    ours = sparse_target_bce(ours_base[:, 2:], index, target)
-    ours.backward()
-    ref_base = base.clone().requires_grad_()
-    ref = F.binary_cross_entropy_with_logits(ref_base[:, 2:], dense, reduction="sum")
-    ref.backward()
-    assert torch.isclose(ours, ref, rtol=1e-5)
-    assert torch.allclose(ours_base.grad, ref_base.grad, atol=1e-6)
-
-
 def reference_loss(
     maps: list[torch.Tensor], targets: torch.Tensor, num_classes: int
 ) -> torch.Tensor:
@@ -213,6 +193,17 @@ def test_total_scales_with_batch_size_and_gains() -> None:
         maps, TARGETS[:2], batch_size=2
     )
     assert torch.allclose(doubled, parts * 2)
+
+
+def test_loss_under_no_grad_gives_the_same_parts_without_a_graph() -> None:
+    maps = random_maps(2, 3)
+    criterion = DetectionLoss(num_classes=3)
+    total, parts = criterion(maps, TARGETS[:2], batch_size=2)
+    with torch.no_grad():
+        total_eval, parts_eval = criterion(maps, TARGETS[:2], batch_size=2)
+    assert not total_eval.requires_grad
+    assert torch.equal(parts, parts_eval)
+    assert torch.equal(total.detach(), total_eval)
 
 
 def test_loss_rejects_maps_with_wrong_channel_count() -> None:

@@ -16,12 +16,15 @@ no ``[B, M, A, nc]`` tensor is ever built.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from yolo_mlops.yolo.boxes import bbox_ciou
+
+ScoreLookup = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -108,37 +111,52 @@ class TaskAlignedAssigner(nn.Module):
         gt_labels: torch.Tensor,
         gt_bboxes: torch.Tensor,
         mask_gt: torch.Tensor,
-        *,
-        class_dim: int = -1,
-        scores_are_logits: bool = False,
     ) -> Assignment:
         """Assign targets.
 
         Args:
-            pred_scores: ``[B, A, nc]`` predicted class probabilities (after sigmoid); or
-                ``[B, nc, A]`` with ``class_dim=1``; or logits with ``scores_are_logits=True``
-                (the sigmoid is then applied only to the few scores the assignment reads).
+            pred_scores: ``[B, A, nc]`` predicted class probabilities (after sigmoid).
             pred_bboxes: ``[B, A, 4]`` predicted boxes, xyxy input pixels.
             anchor_points: ``[A, 2]`` anchor centres in input pixels.
             gt_labels: ``[B, M]`` (or ``[B, M, 1]``) class ids of the padded GTs.
             gt_bboxes: ``[B, M, 4]`` xyxy input pixels of the padded GTs.
             mask_gt: ``[B, M]`` (or ``[B, M, 1]``) True for real GT rows.
-            class_dim: position of the class dimension of ``pred_scores`` (-1/2 or 1).
-            scores_are_logits: whether ``pred_scores`` are logits.
 
         Returns:
             An :class:`Assignment`.
         """
-        if class_dim not in (-1, 1, 2):
-            raise ValueError(f"class_dim must be -1, 1 or 2, got {class_dim}")
-        channels_first = class_dim == 1
+        if (
+            pred_scores.shape[:2] != pred_bboxes.shape[:2]
+            or pred_scores.shape[2] != self.num_classes
+        ):
+            raise ValueError(
+                f"pred_scores {tuple(pred_scores.shape)} does not match [B, A, nc] = "
+                f"[{pred_bboxes.shape[0]}, {pred_bboxes.shape[1]}, {self.num_classes}]"
+            )
+
+        def lookup(image: torch.Tensor, anchor: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+            return pred_scores[image, anchor, cls]
+
+        return self.assign(lookup, pred_bboxes, anchor_points, gt_labels, gt_bboxes, mask_gt)
+
+    @torch.no_grad()
+    def assign(  # noqa: PLR0917 (same inputs as forward)
+        self,
+        score_lookup: ScoreLookup,
+        pred_bboxes: torch.Tensor,
+        anchor_points: torch.Tensor,
+        gt_labels: torch.Tensor,
+        gt_bboxes: torch.Tensor,
+        mask_gt: torch.Tensor,
+    ) -> Assignment:
+        """:meth:`forward` for callers that keep the class scores in another layout.
+
+        ``score_lookup(image [n], anchor [n], class [n]) -> [n]`` returns the predicted
+        probabilities at those positions; it is called once, for the candidate pairs only. The
+        loss uses it to read logits straight from the head maps without building ``[B, A, nc]``.
+        """
         batch, num_anchors = pred_bboxes.shape[:2]
         num_classes = self.num_classes
-        if pred_scores.shape[1 if channels_first else 2] != num_classes:
-            raise ValueError(
-                f"pred_scores {tuple(pred_scores.shape)} has no class dimension of size "
-                f"{num_classes} at dim {class_dim}"
-            )
         device = pred_bboxes.device
         gt_labels = gt_labels.reshape(batch, -1).long()
         mask_gt = mask_gt.reshape(batch, -1).bool()
@@ -159,13 +177,7 @@ class TaskAlignedAssigner(nn.Module):
         # Candidates: anchor centre strictly inside a real GT.
         candidates = anchors_inside_boxes(anchor_points, gt_bboxes, self.eps) & mask_gt[..., None]
         b_idx, m_idx, a_idx = candidates.nonzero(as_tuple=True)
-        cls_idx = gt_labels[b_idx, m_idx]
-        if channels_first:
-            score = pred_scores[b_idx, cls_idx, a_idx]
-        else:
-            score = pred_scores[b_idx, a_idx, cls_idx]
-        if scores_are_logits:
-            score = score.sigmoid()
+        score = score_lookup(b_idx, a_idx, gt_labels[b_idx, m_idx])
         overlap = bbox_ciou(gt_bboxes[b_idx, m_idx], pred_bboxes[b_idx, a_idx]).clamp_(min=0)
         metric = score.to(overlap.dtype).pow(self.alpha) * overlap.pow(self.beta)
         # Dense [B, M, A], zero outside the candidates.

@@ -17,6 +17,7 @@ maps. Normalisation: every term is divided by ``max(Σ target scores, 1)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -123,43 +124,72 @@ def softplus_sum(logits: torch.Tensor) -> torch.Tensor:
     return total
 
 
-class _SparseTargetBCE(torch.autograd.Function):
-    """Summed BCE-with-logits against targets that are zero except at ``n`` given elements.
+@dataclass
+class _LevelGrad:
+    """What the backward pass writes into one head map (indices local to the level)."""
 
-    ``forward(logits, target [n], *index)`` with ``index`` one ``[n]`` int64 tensor per dim of
-    ``logits`` returns ``Σ softplus(x) − Σ x[index]·target``, which equals
-    ``binary_cross_entropy_with_logits(x, dense_target, reduction="sum")``; the gradient is
-    ``sigmoid(x) − dense_target``. The dense target is never built.
+    cls_image: torch.Tensor  # [k] image index of each positive of this level
+    cls_channel: torch.Tensor  # [k] channel of its assigned class (4·reg_max + label)
+    cls_anchor: torch.Tensor  # [k] anchor index within the level (y·W + x)
+    cls_target: torch.Tensor  # [k] its target score
+    box_grad: torch.Tensor | None  # [k, 4·reg_max] d(box part)/d(box logits), None if no grad
+    dfl_grad: torch.Tensor | None  # [k, 4·reg_max] d(dfl part)/d(box logits)
+
+
+@dataclass
+class _GradPlan:
+    """Loss values and everything :class:`_HeadLoss` needs to write the head-map gradients."""
+
+    values: torch.Tensor  # [3] (box, cls, dfl), gain-multiplied
+    cls_scale: float | torch.Tensor  # cls gain / target_scores_sum
+    num_box_channels: int
+    levels: list[_LevelGrad]
+
+
+class _HeadLoss(torch.autograd.Function):
+    """Returns the precomputed ``[3]`` loss parts; backward writes ``d parts / d maps``.
+
+    The class term is a BCE over every anchor and class whose gradient is
+    ``(sigmoid(x) − target)·cls_gain / target_scores_sum``: it is written straight into one
+    gradient buffer per head map, the sparse targets subtracted by index. The box and DFL terms
+    depend only on the box logits of the positive anchors; their gradients (computed in forward
+    with autograd on those few rows) are added at the same positions. This avoids concatenated
+    ``[B, C, A]`` copies, zero-filled slice gradients and a dense ``[B, A, nc]`` target tensor,
+    whose fresh large buffers dominate the CPU time of a straightforward implementation.
     """
 
     @staticmethod
-    def forward(ctx, logits, target, *index):  # type: ignore[override]
-        ctx.save_for_backward(logits, target, *index)
-        value = softplus_sum(logits) - (logits[index].double() * target.double()).sum()
-        return value.to(logits.dtype)
+    def forward(ctx, plan: _GradPlan, *maps: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.plan = plan
+        ctx.save_for_backward(*maps)
+        return plan.values.clone()
 
     @staticmethod
-    def backward(ctx, grad_output):  # type: ignore[override]
-        logits, target, *index = ctx.saved_tensors
-        grad = logits.sigmoid()
-        grad.index_put_(tuple(index), -target.to(grad.dtype), accumulate=True)
-        return (grad.mul_(grad_output), None, *([None] * len(index)))
-
-
-def sparse_target_bce(
-    logits: torch.Tensor, index: tuple[torch.Tensor, ...], target: torch.Tensor
-) -> torch.Tensor:
-    """Summed ``BCEWithLogits(logits, dense)``, ``dense`` = 0 except ``dense[index] = target``.
-
-    Args:
-        logits: any shape, may be a strided view (e.g. the class channels of the head output).
-        index: one ``[n]`` int64 tensor per dimension of ``logits``; no element twice.
-        target: ``[n]`` target values at those elements.
-
-    Returns:
-        Scalar in ``logits.dtype``, differentiable with respect to ``logits``.
-    """
-    return _SparseTargetBCE.apply(logits, target, *index)
+    def backward(ctx, grad_parts: torch.Tensor):  # type: ignore[override]
+        plan: _GradPlan = ctx.plan
+        maps = ctx.saved_tensors
+        nb = plan.num_box_channels
+        grads: list[torch.Tensor | None] = []
+        for position, (feature, level) in enumerate(zip(maps, plan.levels, strict=True)):
+            if not ctx.needs_input_grad[1 + position]:
+                grads.append(None)
+                continue
+            batch, channels = feature.shape[:2]
+            grad = torch.empty_like(feature, memory_format=torch.contiguous_format)
+            flat_grad = grad.view(batch, channels, -1)  # [B, C, HW]
+            flat_grad[:, :nb].zero_()
+            class_grad = flat_grad[:, nb:]
+            torch.sigmoid(feature.reshape(batch, channels, -1)[:, nb:], out=class_grad)
+            index = (level.cls_image, level.cls_channel, level.cls_anchor)
+            flat_grad.index_put_(index, -level.cls_target, accumulate=True)
+            class_grad.mul_(grad_parts[1] * plan.cls_scale)
+            if level.box_grad is not None and level.dfl_grad is not None:
+                rows = grad_parts[0] * level.box_grad + grad_parts[2] * level.dfl_grad
+                channel = torch.arange(nb, device=grad.device)[None, :]
+                box_index = (level.cls_image[:, None], channel, level.cls_anchor[:, None])
+                flat_grad.index_put_(box_index, rows, accumulate=True)
+            grads.append(grad)
+        return (None, *grads)
 
 
 class DetectionLoss(nn.Module):
@@ -193,6 +223,30 @@ class DetectionLoss(nn.Module):
         self.assigner = TaskAlignedAssigner(num_classes, topk=topk, alpha=alpha, beta=beta)
         self._anchor_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
+    def forward(
+        self, raw_maps: Sequence[torch.Tensor], targets: torch.Tensor, batch_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compute the loss; returns ``(total, parts)`` as described in the module docstring."""
+        device_type = raw_maps[0].device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            maps = [m.float() for m in raw_maps]
+            self._check(maps)
+            need_grad = torch.is_grad_enabled() and any(m.requires_grad for m in maps)
+            plan = self._plan(maps, targets, need_grad)
+            parts = _HeadLoss.apply(plan, *maps)
+        return parts.sum() * batch_size, parts.detach()
+
+    def _check(self, maps: Sequence[torch.Tensor]) -> None:
+        if len(maps) != len(self.strides):
+            raise ValueError(f"expected {len(self.strides)} head maps, got {len(maps)}")
+        expected = 4 * self.reg_max + self.num_classes
+        for feature in maps:
+            if feature.ndim != 4 or feature.shape[1] != expected:
+                raise ValueError(
+                    f"head map of shape {tuple(feature.shape)}: expected [B, {expected}, H, W] "
+                    f"channels = {4 * self.reg_max} box + {self.num_classes} classes"
+                )
+
     def _anchors(self, maps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Anchor points ``[A, 2]`` (grid units) and strides ``[A, 1]``, cached by map shapes."""
         key = (tuple(tuple(m.shape[2:]) for m in maps), str(maps[0].device))
@@ -202,93 +256,150 @@ class DetectionLoss(nn.Module):
             self._anchor_cache[key] = make_anchors(maps, self.strides, 0.5)
         return self._anchor_cache[key]
 
-    def forward(
-        self, raw_maps: Sequence[torch.Tensor], targets: torch.Tensor, batch_size: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Compute the loss; returns ``(total, parts)`` as described in the module docstring."""
-        device_type = raw_maps[0].device.type
-        with torch.autocast(device_type=device_type, enabled=False):
-            return self._loss([m.float() for m in raw_maps], targets, batch_size)
-
-    def _loss(
-        self, maps: list[torch.Tensor], targets: torch.Tensor, batch_size: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if len(maps) != len(self.strides):
-            raise ValueError(f"expected {len(self.strides)} head maps, got {len(maps)}")
+    @torch.no_grad()
+    def _plan(self, maps: list[torch.Tensor], targets: torch.Tensor, need_grad: bool) -> _GradPlan:
+        """Assign targets, compute the three parts and the gradient rows of the positives."""
         batch, channels = maps[0].shape[:2]
-        num_box_channels = 4 * self.reg_max
-        if channels != num_box_channels + self.num_classes:
-            raise ValueError(
-                f"head maps have {channels} channels; expected {num_box_channels} + "
-                f"{self.num_classes} classes"
-            )
-        flat = torch.cat([m.reshape(batch, channels, -1) for m in maps], 2)  # [B, C, A]
-        box_logits = flat[:, :num_box_channels]  # [B, 4·reg_max, A]
-        class_logits = flat[:, num_box_channels:]  # [B, nc, A] (a view, never permuted)
-
+        nb = 4 * self.reg_max
+        device = maps[0].device
+        # On CPU, work image by image so temporaries stay cache-sized; on GPU, whole batches.
+        chunk = 1 if device.type == "cpu" else batch
+        views = [m.reshape(batch, channels, -1) for m in maps]  # [B, C, HW_i] views
+        sizes = [v.shape[2] for v in views]
         points, stride = self._anchors(maps)  # [A, 2], [A, 1] grid units
-        with torch.no_grad():
-            # Every anchor's box for the assigner; gradients flow only through positives below.
-            distances = self._expected_distances(box_logits, dim=1).transpose(1, 2)  # [B, A, 4]
-            pred_bboxes = dist2bbox(distances, points, xywh=False) * stride  # pixels
 
-        gt_labels, gt_bboxes, mask_gt = pad_targets(
-            targets.to(flat.device), batch, self.num_classes
+        distances = torch.cat([self._level_distances(v[:, :nb], chunk) for v in views], 1)
+        pred_bboxes = dist2bbox(distances, points, xywh=False) * stride  # [B, A, 4] pixels
+        gt_labels, gt_bboxes, mask_gt = pad_targets(targets.to(device), batch, self.num_classes)
+
+        def lookup(image: torch.Tensor, anchor: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+            return _gather_values(views, sizes, image, anchor, cls + nb).sigmoid()
+
+        assigned = self.assigner.assign(
+            lookup, pred_bboxes, points * stride, gt_labels, gt_bboxes, mask_gt
         )
-        assigned = self.assigner(
-            class_logits,
-            pred_bboxes,
-            points * stride,
-            gt_labels,
-            gt_bboxes,
-            mask_gt,
-            class_dim=1,
-            scores_are_logits=True,
-        )
-        fg = assigned.fg_mask
-        b_idx, a_idx = fg.nonzero(as_tuple=True)  # positives, [n] each
+        b_idx, a_idx = assigned.fg_mask.nonzero(as_tuple=True)  # positives, [n] each
         weight = assigned.weights[b_idx, a_idx]  # [n] target score of each positive
+        channel = assigned.labels[b_idx, a_idx] + nb
         target_scores_sum = weight.sum().clamp(min=1.0)
 
-        # BCE over every anchor and class; the targets are non-zero only at (b, label, a).
-        labels = assigned.labels[b_idx, a_idx]
-        loss_cls = sparse_target_bce(class_logits, (b_idx, labels, a_idx), weight)
-        loss_cls = loss_cls / target_scores_sum
-
-        if b_idx.numel() > 0:
-            fg_logits = box_logits[b_idx, :, a_idx].reshape(-1, 4, self.reg_max)  # [n, 4, 16]
-            fg_points = points[a_idx]
-            target_bboxes = assigned.bboxes[b_idx, a_idx] / stride[a_idx]  # grid units
-            fg_bboxes = dist2bbox(self._expected_distances(fg_logits, dim=2), fg_points, False)
-            ciou = bbox_ciou(fg_bboxes, target_bboxes)
-            loss_box = ((1.0 - ciou) * weight).sum() / target_scores_sum
-
-            target_dist = bbox2dist(fg_points, target_bboxes, self.reg_max - 1 - 0.01)  # [n, 4]
-            loss_dfl = (dfl_loss(fg_logits, target_dist, self.reg_max) * weight).sum()
-            loss_dfl = loss_dfl / target_scores_sum
-        else:
-            # Keep the box branch in the graph (zero gradient) so DDP sees every parameter used.
-            loss_box = box_logits.new_zeros(()) + box_logits.sum() * 0.0
-            loss_dfl = loss_box.clone()
-
-        parts = torch.stack(
-            (loss_box * self.gains[0], loss_cls * self.gains[1], loss_dfl * self.gains[2])
+        # cls: BCE = Σ softplus(x) − Σ x·target, the targets non-zero only at the positives.
+        softplus = sum(
+            softplus_sum(v[start : start + chunk, nb:])
+            for v in views
+            for start in range(0, batch, chunk)
         )
-        return parts.sum() * batch_size, parts.detach()
+        matched = _gather_values(views, sizes, b_idx, a_idx, channel).double() * weight.double()
+        loss_cls = (softplus - matched.sum()).float() / target_scores_sum
 
-    def _expected_distances(self, logits: torch.Tensor, dim: int) -> torch.Tensor:
-        """Side distances (grid units) as the softmax expectation over the ``reg_max`` bins.
+        # box and DFL: autograd over the positives' box logits only.
+        fg_logits = _gather_box_logits(views, sizes, b_idx, a_idx, nb)  # [n, 4·reg_max]
+        with torch.enable_grad():
+            fg_logits.requires_grad_(need_grad)
+            loss_box, loss_dfl = self._box_terms(
+                fg_logits,
+                points[a_idx],
+                assigned.bboxes[b_idx, a_idx] / stride[a_idx],
+                weight,
+                target_scores_sum,
+            )
+            part_box, part_dfl = loss_box * self.gains[0], loss_dfl * self.gains[2]
+            box_grad = dfl_grad = None
+            if need_grad and b_idx.numel() > 0:
+                box_grad = torch.autograd.grad(part_box, fg_logits, retain_graph=True)[0]
+                dfl_grad = torch.autograd.grad(part_dfl, fg_logits)[0]
 
-        ``logits`` has ``4·reg_max`` entries along ``dim`` (4 sides × bins); returns the same shape
-        with 4 there. Works on ``[B, 64, A]`` (dim 1) and ``[n, 4, 16]`` (dim 2, already split).
+        levels = []
+        for rows, local in _level_positions(a_idx, sizes):
+            levels.append(
+                _LevelGrad(
+                    cls_image=b_idx[rows],
+                    cls_channel=channel[rows],
+                    cls_anchor=local,
+                    cls_target=weight[rows],
+                    box_grad=None if box_grad is None else box_grad[rows],
+                    dfl_grad=None if dfl_grad is None else dfl_grad[rows],
+                )
+            )
+        values = torch.stack((part_box.detach(), loss_cls * self.gains[1], part_dfl.detach()))
+        return _GradPlan(values, self.gains[1] / target_scores_sum, nb, levels)
+
+    def _box_terms(
+        self,
+        fg_logits: torch.Tensor,
+        fg_points: torch.Tensor,
+        target_bboxes: torch.Tensor,
+        weight: torch.Tensor,
+        target_scores_sum: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """CIoU and DFL terms (normalised, before gains) of the positives.
+
+        Args:
+            fg_logits: ``[n, 4·reg_max]`` box logits of the positive anchors.
+            fg_points: ``[n, 2]`` their anchor points, grid units.
+            target_bboxes: ``[n, 4]`` assigned GT boxes, xyxy grid units.
+            weight: ``[n]`` target score of each positive.
+            target_scores_sum: normaliser ``max(Σ target scores, 1)``.
         """
-        shape = list(logits.shape)
-        if shape[dim] == 4 * self.reg_max:
-            shape[dim : dim + 1] = [4, self.reg_max]
-            logits = logits.reshape(shape)
-            dim += 1
-        probs = logits.softmax(dim)
-        bins_shape = [1] * probs.ndim
-        bins_shape[dim] = self.reg_max
-        bins = torch.arange(self.reg_max, dtype=probs.dtype, device=probs.device).view(bins_shape)
-        return (probs * bins).sum(dim)
+        logits = fg_logits.view(-1, 4, self.reg_max)
+        bins = torch.arange(self.reg_max, dtype=logits.dtype, device=logits.device)
+        fg_bboxes = dist2bbox((logits.softmax(-1) * bins).sum(-1), fg_points, xywh=False)
+        ciou = bbox_ciou(fg_bboxes, target_bboxes)
+        loss_box = ((1.0 - ciou) * weight).sum() / target_scores_sum
+        target_dist = bbox2dist(fg_points, target_bboxes, self.reg_max - 1 - 0.01)  # [n, 4]
+        loss_dfl = (dfl_loss(logits, target_dist, self.reg_max) * weight).sum() / target_scores_sum
+        return loss_box, loss_dfl
+
+    def _level_distances(self, box_logits: torch.Tensor, chunk: int) -> torch.Tensor:
+        """``[B, 4·reg_max, HW]`` logits → ``[B, HW, 4]`` side distances (softmax expectation)."""
+        batch, _, size = box_logits.shape
+        bins = torch.arange(self.reg_max, dtype=box_logits.dtype, device=box_logits.device)
+        out = torch.empty((batch, size, 4), dtype=box_logits.dtype, device=box_logits.device)
+        for start in range(0, batch, chunk):
+            logits = box_logits[start : start + chunk].reshape(-1, 4, self.reg_max, size)
+            expected = (logits.softmax(2) * bins[:, None]).sum(2)  # [c, 4, HW]
+            out[start : start + chunk] = expected.transpose(1, 2)
+        return out
+
+
+def _level_positions(
+    anchor: torch.Tensor, sizes: Sequence[int]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Split global anchor indices by level: per level (rows into ``anchor``, local index)."""
+    out = []
+    start = 0
+    for size in sizes:
+        rows = ((anchor >= start) & (anchor < start + size)).nonzero().flatten()
+        out.append((rows, anchor[rows] - start))
+        start += size
+    return out
+
+
+def _gather_values(
+    views: Sequence[torch.Tensor],
+    sizes: Sequence[int],
+    image: torch.Tensor,
+    anchor: torch.Tensor,
+    channel: torch.Tensor,
+) -> torch.Tensor:
+    """Head-map values at ``(image, channel, global anchor)`` triples ``[n]`` → ``[n]``."""
+    out = torch.empty(image.shape, dtype=views[0].dtype, device=views[0].device)
+    for view, (rows, local) in zip(views, _level_positions(anchor, sizes), strict=True):
+        out[rows] = view[image[rows], channel[rows], local]
+    return out
+
+
+def _gather_box_logits(
+    views: Sequence[torch.Tensor],
+    sizes: Sequence[int],
+    image: torch.Tensor,
+    anchor: torch.Tensor,
+    num_box_channels: int,
+) -> torch.Tensor:
+    """The first ``num_box_channels`` channels at ``(image, global anchor)`` pairs → ``[n, C]``."""
+    out = torch.empty(
+        (image.numel(), num_box_channels), dtype=views[0].dtype, device=views[0].device
+    )
+    for view, (rows, local) in zip(views, _level_positions(anchor, sizes), strict=True):
+        out[rows] = view[image[rows], :num_box_channels, local]
+    return out
