@@ -1,0 +1,72 @@
+"""`kedro run --env ci` of the whole chain: one tracked MLflow run and a registered version."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from mlflow import MlflowClient
+
+from tests.conftest import PROJECT_ROOT
+from tests.tracking.helpers import embedded_store
+from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
+
+
+@pytest.mark.integration
+def test_ci_run_gives_one_run_with_params_epochs_artifacts_tags_and_a_version(
+    tmp_path, monkeypatch
+):
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
+    for env in ("base", "ci"):
+        shutil.copytree(PROJECT_ROOT / "conf" / env, project / "conf" / env)
+    (project / "conf/local").mkdir()
+    write_synthetic_dataset(tmp_path / "synth", SyntheticSpec(n_images=8), seed=0)
+    archive = zip_dataset(tmp_path / "synth", tmp_path / "coco128.zip", top_level="coco128")
+    monkeypatch.setenv("YOLO_MLOPS_DATA_SOURCE", str(archive))
+    monkeypatch.setenv("YOLO_MLOPS_DATA_SHA256", "null")
+    uri = embedded_store(project)
+    monkeypatch.chdir(project)
+    bootstrap_project(project)
+
+    with KedroSession.create(project_path=project, env="ci") as session:
+        session.run()
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("yolo-mlops")
+    (run,) = client.search_runs([experiment.experiment_id])
+    run_id = run.info.run_id
+    assert run.info.status == "FINISHED"
+    assert run.data.params["training.epochs"] == "2"
+    assert run.data.params["tracking.experiment"] == "yolo-mlops"
+    tags = run.data.tags
+    manifest = json.loads((project / "data/01_raw/dataset_manifest.json").read_text())
+    assert tags["data.archive_sha256"] == manifest["sha256"]
+    assert tags["kedro.env"] == "ci" and tags["kedro.pipeline"] == "__default__"
+    assert tags["device"] == "cpu" and {"seed", "torch.version", "git.commit"} <= set(tags)
+
+    per_epoch = {
+        key: [m.step for m in client.get_metric_history(run_id, key)]
+        for key in run.data.metrics
+        if not key.startswith(("eval/", "data/", "promotion/"))
+    }
+    assert per_epoch, "no per-epoch metrics were logged"
+    assert all(len(steps) == 2 == len(set(steps)) for steps in per_epoch.values()), per_epoch
+    assert "eval/mAP50-95" in run.data.metrics
+
+    logged = {Path(a.path).name for a in client.list_artifacts(run_id, "reports")}
+    written = {p.name for p in (project / "data/08_reporting").iterdir() if p.is_file()}
+    assert written - logged == set()
+    assert {"validation_summary.json", "training_history.csv", "metrics.json"} <= logged
+    assert "params.yaml" in {a.path for a in client.list_artifacts(run_id)}
+
+    registration = json.loads((project / "data/08_reporting/registration.json").read_text())
+    assert registration["status"] == "registered" and registration["run_id"] == run_id
+    version = client.get_model_version_by_alias("yolo11n-coco128", "challenger")
+    assert str(version.version) == registration["version"]
+    assert version.tags["dataset_sha256"] == manifest["sha256"]
