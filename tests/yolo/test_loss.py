@@ -206,6 +206,19 @@ def test_loss_under_no_grad_gives_the_same_parts_without_a_graph() -> None:
     assert torch.equal(total.detach(), total_eval)
 
 
+def test_channels_last_maps_give_the_same_loss_and_gradients() -> None:
+    maps = random_maps(2, 3)
+    nhwc = [m.detach().to(memory_format=torch.channels_last).requires_grad_() for m in maps]
+    criterion = DetectionLoss(num_classes=3)
+    total, parts = criterion(maps, TARGETS[:2], batch_size=2)
+    total_nhwc, parts_nhwc = criterion(nhwc, TARGETS[:2], batch_size=2)
+    assert torch.allclose(parts, parts_nhwc)
+    total.backward()
+    total_nhwc.backward()
+    for plain, last in zip(maps, nhwc, strict=True):
+        assert torch.allclose(plain.grad, last.grad, atol=1e-7)
+
+
 def test_loss_rejects_maps_with_wrong_channel_count() -> None:
     maps = random_maps(1, 3)
     with pytest.raises(ValueError, match="channels"):
