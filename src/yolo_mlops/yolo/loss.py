@@ -273,7 +273,8 @@ class DetectionLoss(nn.Module):
         gt_labels, gt_bboxes, mask_gt = pad_targets(targets.to(device), batch, self.num_classes)
 
         def lookup(image: torch.Tensor, anchor: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
-            return _gather_values(views, sizes, image, anchor, cls + nb).sigmoid()
+            positions = _level_positions(anchor, sizes)
+            return _gather_values(views, positions, image, cls + nb).sigmoid()
 
         assigned = self.assigner.assign(
             lookup, pred_bboxes, points * stride, gt_labels, gt_bboxes, mask_gt
@@ -289,11 +290,12 @@ class DetectionLoss(nn.Module):
             for v in views
             for start in range(0, batch, chunk)
         )
-        matched = _gather_values(views, sizes, b_idx, a_idx, channel).double() * weight.double()
+        fg_positions = _level_positions(a_idx, sizes)  # per level: (rows, local anchor)
+        matched = _gather_values(views, fg_positions, b_idx, channel).double() * weight.double()
         loss_cls = (softplus - matched.sum()).float() / target_scores_sum
 
         # box and DFL: autograd over the positives' box logits only.
-        fg_logits = _gather_box_logits(views, sizes, b_idx, a_idx, nb)  # [n, 4·reg_max]
+        fg_logits = _gather_box_logits(views, fg_positions, b_idx, nb)  # [n, 4·reg_max]
         with torch.enable_grad():
             fg_logits.requires_grad_(need_grad)
             loss_box, loss_dfl = self._box_terms(
@@ -310,7 +312,7 @@ class DetectionLoss(nn.Module):
                 dfl_grad = torch.autograd.grad(part_dfl, fg_logits)[0]
 
         levels = []
-        for rows, local in _level_positions(a_idx, sizes):
+        for rows, local in fg_positions:
             levels.append(
                 _LevelGrad(
                     cls_image=b_idx[rows],
@@ -377,29 +379,30 @@ def _level_positions(
 
 def _gather_values(
     views: Sequence[torch.Tensor],
-    sizes: Sequence[int],
+    positions: Sequence[tuple[torch.Tensor, torch.Tensor]],
     image: torch.Tensor,
-    anchor: torch.Tensor,
     channel: torch.Tensor,
 ) -> torch.Tensor:
-    """Head-map values at ``(image, channel, global anchor)`` triples ``[n]`` → ``[n]``."""
+    """Head-map values at ``(image, channel, anchor)`` triples ``[n]`` → ``[n]``.
+
+    ``positions`` is :func:`_level_positions` of the anchors (global anchor index → level).
+    """
     out = torch.empty(image.shape, dtype=views[0].dtype, device=views[0].device)
-    for view, (rows, local) in zip(views, _level_positions(anchor, sizes), strict=True):
+    for view, (rows, local) in zip(views, positions, strict=True):
         out[rows] = view[image[rows], channel[rows], local]
     return out
 
 
 def _gather_box_logits(
     views: Sequence[torch.Tensor],
-    sizes: Sequence[int],
+    positions: Sequence[tuple[torch.Tensor, torch.Tensor]],
     image: torch.Tensor,
-    anchor: torch.Tensor,
     num_box_channels: int,
 ) -> torch.Tensor:
-    """The first ``num_box_channels`` channels at ``(image, global anchor)`` pairs → ``[n, C]``."""
+    """The first ``num_box_channels`` channels at ``(image, anchor)`` pairs → ``[n, C]``."""
     out = torch.empty(
         (image.numel(), num_box_channels), dtype=views[0].dtype, device=views[0].device
     )
-    for view, (rows, local) in zip(views, _level_positions(anchor, sizes), strict=True):
+    for view, (rows, local) in zip(views, positions, strict=True):
         out[rows] = view[image[rows], :num_box_channels, local]
     return out
