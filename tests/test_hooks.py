@@ -11,6 +11,7 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.pipeline import Node, Pipeline
+from kedro.runner import ParallelRunner
 from mlflow import MlflowClient
 
 from tests.conftest import PROJECT_ROOT
@@ -67,9 +68,9 @@ def project(tmp_path, monkeypatch) -> Path:
     return root
 
 
-def _run(project: Path, pipeline: str, env: str | None = None) -> None:
+def _run(project: Path, pipeline: str, env: str | None = None, **run_args) -> None:
     with KedroSession.create(project_path=project, env=env) as session:
-        session.run(pipeline_names=[pipeline])
+        session.run(pipeline_names=[pipeline], **run_args)
 
 
 def _runs(project: Path) -> list:
@@ -155,3 +156,27 @@ def test_unreachable_server_under_warn_trains_untracked(project, caplog):
     assert (project / "data/08_reporting/metrics.json").exists()
     assert "UNTRACKED" in caplog.text
     assert _runs(project) == []
+
+
+def test_parallel_runner_workers_log_into_the_one_run(project):
+    _run(project, "toy", runner=ParallelRunner(max_workers=2))
+    (run,) = _runs(project)
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    assert run.info.status == "FINISHED"
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 3
+    assert run.data.metrics["eval/mAP50-95"] == 0.25  # logged by the hook in a worker
+    reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert reports == {"reports/validation_summary.json", "reports/metrics.json"}
+
+
+def test_one_process_per_node_execution_still_gives_one_run(project, monkeypatch):
+    """Like Kubeflow: every node its own `kedro run --nodes`, all joined by MLFLOW_RUN_ID."""
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    parent = client.create_run(client.create_experiment(EXPERIMENT)).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", parent)
+    for node in ("train_toy", "evaluate_toy"):
+        _run(project, "toy", node_names=[node])
+    (run,) = _runs(project)
+    assert run.info.run_id == parent
+    assert run.data.metrics["eval/mAP50-95"] == 0.25
+    assert len(client.get_metric_history(parent, "train/loss")) == 3
