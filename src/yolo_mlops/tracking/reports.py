@@ -29,6 +29,8 @@ KNOWN_REPORTS: Mapping[str, str] = {
     "pr_curve_data": "data/08_reporting/pr_curve.csv",
     "confusion_matrix_plot": "data/08_reporting/confusion_matrix.png",
     "pr_curve_plot": "data/08_reporting/pr_curve.png",
+    "f1_curve_plot": "data/08_reporting/f1_curve.png",
+    "val_predictions_plot": "data/08_reporting/val_predictions.png",
     "training_history": "data/08_reporting/training_history.csv",
     "metrics": "data/08_reporting/metrics.json",
     "registration": "data/08_reporting/registration.json",
