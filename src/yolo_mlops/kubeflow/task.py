@@ -57,6 +57,18 @@ def kedro_run_command(
     return command
 
 
+def nest_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": v}`` -> ``{"a": {"b": v}}``, as ``kedro run --params a.b=v`` does."""
+    nested: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
 def _project_parameters(
     project_dir: Path, env: str | None, overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -64,11 +76,10 @@ def _project_parameters(
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
+    runtime = nest_overrides(overrides)
     bootstrap_project(project_dir)
-    with KedroSession.create(
-        project_path=project_dir, env=env, runtime_params=dict(overrides)
-    ) as s:
-        return dict(s.load_context().params)
+    with KedroSession.create(project_path=project_dir, env=env, runtime_params=runtime) as session:
+        return dict(session.load_context().params)
 
 
 def start_shared_run(
