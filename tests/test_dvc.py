@@ -1,0 +1,401 @@
+"""dvc.yaml against the Kedro catalog (fast), and `dvc repro/push/pull` end to end (integration).
+
+The drift tests read dvc.yaml, the catalog (conf/base) and the stage pipelines, and fail when a
+stage declares other files than its pipeline writes, misses a file it reads, a parameter block it
+reads, or runs another pipeline. A stage is identified by its nodes' tag (ingest, validate, ...).
+
+The integration tests share ONE temporary git repository made from the working tree and ONE
+first `KEDRO_ENV=ci dvc repro` (the expensive part); later tests change a parameter and re-run.
+The dataset is COCO128 (../shared) when present, else a synthetic COCO128-format zip; either way
+one box is nudged 0.005 outside the image so that `data_validation.tolerance` really changes the
+validated labels: within the default tolerance 0.01 it is clipped and kept, with 0.001 dropped
+(COCO128's own boxes leave [0, 1] by at most 5e-7, rounding). On clean data no validation
+parameter changes the validated tables, and DVC rightly stops the cascade there.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pytest
+import yaml
+from kedro.config import OmegaConfigLoader
+from kedro.pipeline import Pipeline
+
+from tests.conftest import COCO128_ZIP, PROJECT_ROOT
+from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
+from yolo_mlops.pipeline_registry import register_pipelines, stage_pipelines
+
+DVC_YAML = PROJECT_ROOT / "dvc.yaml"
+STAGE_TAGS = ("ingest", "validate", "preprocess", "train", "evaluate", "register")
+OUT_SECTIONS = ("outs", "metrics", "plots")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _dvc_stages() -> dict[str, dict]:
+    return yaml.safe_load(DVC_YAML.read_text())["stages"]
+
+
+def _paths(entries: list) -> set[str]:
+    """Paths of a dvc.yaml list whose items are ``path`` or ``{path: {options}}``."""
+    paths = set()
+    for entry in entries or []:
+        paths.update([entry] if isinstance(entry, str) else entry)
+    return {str(PurePosixPath(path)) for path in paths}
+
+
+def _declared_outputs(stage: dict) -> set[str]:
+    return set().union(*(_paths(stage.get(section, [])) for section in OUT_SECTIONS))
+
+
+def _catalog() -> dict[str, dict]:
+    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
+    return dict(loader["catalog"])
+
+
+def _catalog_path(entry: dict) -> str:
+    return str(PurePosixPath(entry.get("filepath") or entry["path"]))
+
+
+def _stage_tag(pipeline: Pipeline) -> str:
+    tags = {tag for node in pipeline.nodes for tag in node.tags} & set(STAGE_TAGS)
+    assert len(tags) == 1, f"a stage pipeline's nodes must share one stage tag, got {tags}"
+    return tags.pop()
+
+
+def _stages_by_pipeline() -> dict[str, tuple[str, Pipeline]]:
+    """Kedro pipeline name -> (DVC stage name, pipeline)."""
+    return {name: (_stage_tag(pipe), pipe) for name, pipe in stage_pipelines().items()}
+
+
+def _ingest_extras() -> set[str]:
+    """The raw archive, the extracted folder and their two JSON records (not catalog datasets)."""
+    block = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_data_ingestion.yml").read_text())
+    raw = PurePosixPath(block["data_ingestion"]["raw_dir"])
+    name = block["data_ingestion"]["name"]
+    return {str(raw / path) for path in (f"{name}.zip", f"{name}.zip.json", name)} | {
+        str(raw / f"{name}.extracted.json")
+    }
+
+
+def _param_files(env: str, block: str) -> set[str]:
+    """conf/<env>/parameters*.yml files that define the top-level ``block``."""
+    found = set()
+    for path in sorted((PROJECT_ROOT / "conf" / env).glob("parameters*.yml")):
+        if block in (yaml.safe_load(path.read_text()) or {}):
+            found.add(f"conf/{env}/{path.name}")
+    return found
+
+
+def _tracked_params(stage: dict) -> set[tuple[str, str]]:
+    """(file, top-level block) pairs a dvc.yaml stage tracks."""
+    tracked = set()
+    for entry in stage.get("params", []):
+        for path, keys in entry.items():
+            tracked.update((path, key.split(".")[0]) for key in keys)
+    return tracked
+
+
+# ----------------------------------------------------------------------------- drift tests
+def drift(stages: dict[str, dict]) -> list[str]:
+    """Differences between dvc.yaml ``stages`` and the Kedro stage pipelines + catalog.
+
+    A stage must run its pipeline (cmd) and declare, in outs/metrics/plots together, exactly the
+    catalog files its pipeline writes (ingest also the raw archive and extracted folder).
+    """
+    catalog, problems = _catalog(), []
+    by_pipeline = _stages_by_pipeline()
+    expected_stages = {stage for stage, _ in by_pipeline.values()}
+    if set(stages) != expected_stages:
+        problems.append(
+            f"stages {sorted(stages)} != stage pipelines' tags {sorted(expected_stages)}"
+        )
+    for name, (stage, pipeline) in by_pipeline.items():
+        if stage not in stages:
+            continue
+        if stages[stage].get("cmd") != f"python -m kedro run --pipeline {name}":
+            problems.append(f"{stage}: cmd {stages[stage].get('cmd')!r} does not run '{name}'")
+        written = {_catalog_path(catalog[ds]) for ds in pipeline.all_outputs() if ds in catalog}
+        if stage == "ingest":
+            written |= _ingest_extras()
+        declared = _declared_outputs(stages[stage])
+        if declared != written:
+            problems.append(
+                f"{stage}: missing {sorted(written - declared)}, "
+                f"not written by its pipeline {sorted(declared - written)}"
+            )
+    return problems
+
+
+def test_dvc_stages_run_their_pipelines_and_declare_the_catalog_files_they_write():
+    assert drift(_dvc_stages()) == []
+    registered = register_pipelines()
+    assert all(name in registered for name in _stages_by_pipeline())
+
+
+def test_drift_is_reported_for_a_missing_out_an_extra_out_and_a_wrong_cmd():
+    stages = _dvc_stages()
+    stages["evaluate"]["outs"] = [o for o in stages["evaluate"]["outs"] if "per_class" not in o]
+    stages["train"]["outs"].append("data/06_models/extra.pt")
+    stages["register"]["cmd"] = "python -m kedro run --pipeline evaluation"
+    problems = "\n".join(drift(stages))
+    assert "per_class_metrics.csv" in problems
+    assert "data/06_models/extra.pt" in problems
+    assert "register: cmd" in problems
+
+
+def test_no_memory_dataset_crosses_a_stage_boundary():
+    catalog = _catalog()
+    stage_pipes = [pipe for _, pipe in _stages_by_pipeline().values()]
+    for pipe in stage_pipes:
+        free_inputs = {ds for ds in pipe.inputs() if not ds.startswith("params:")}
+        assert free_inputs <= set(catalog), f"inputs without a catalog file: {free_inputs}"
+
+
+def test_stage_deps_cover_the_catalog_files_it_reads():
+    stages, catalog = _dvc_stages(), _catalog()
+    for stage, pipeline in _stages_by_pipeline().values():
+        deps = _paths(stages[stage].get("deps", []))
+        read = {_catalog_path(catalog[ds]) for ds in pipeline.inputs() if ds in catalog}
+        assert read <= deps, f"dvc.yaml stage '{stage}' misses deps {sorted(read - deps)}"
+
+
+def test_stage_deps_exist_or_are_outputs_of_another_stage():
+    stages = _dvc_stages()
+    produced = set().union(*(_declared_outputs(stage) for stage in stages.values()))
+    for name, stage in stages.items():
+        for dep in _paths(stage.get("deps", [])):
+            assert (PROJECT_ROOT / dep).exists() or dep in produced, f"{name}: no such dep {dep}"
+
+
+def test_stage_params_track_every_block_its_nodes_read_in_base_and_ci():
+    stages = _dvc_stages()
+    for stage, pipeline in _stages_by_pipeline().values():
+        blocks = {
+            ds.removeprefix("params:").split(".")[0]
+            for ds in pipeline.inputs()
+            if ds.startswith("params:")
+        }
+        tracked = _tracked_params(stages[stage])
+        for block in blocks:
+            files = _param_files("base", block) | _param_files("ci", block)
+            assert files, f"no parameters file defines '{block}'"
+            missing = {(path, block) for path in files} - tracked
+            assert not missing, f"dvc.yaml stage '{stage}' does not track {sorted(missing)}"
+
+
+def _git_ignored(path: str) -> bool:
+    check = ["git", "check-ignore", "-q", "--no-index", path]
+    return subprocess.run(check, cwd=PROJECT_ROOT, check=False).returncode == 0
+
+
+def test_gitignore_keeps_dvc_files_lock_and_git_tracked_metrics_visible():
+    uncached = set()
+    for stage in _dvc_stages().values():
+        for section in OUT_SECTIONS:
+            for entry in stage.get(section, []):
+                if isinstance(entry, dict):
+                    uncached.update(p for p, opts in entry.items() if opts.get("cache") is False)
+    assert uncached, "dvc.yaml declares no git-tracked (cache: false) metrics or plots"
+    visible = {"dvc.yaml", "dvc.lock", "data/01_raw/coco128.zip.dvc", "data/01_raw/.gitignore"}
+    assert not [path for path in sorted(visible | uncached) if _git_ignored(path)]
+    cached = {
+        path for stage in _dvc_stages().values() for path in _paths(stage.get("outs", []))
+    } - uncached
+    assert all(_git_ignored(path) for path in cached)
+
+
+# ----------------------------------------------------------------------------- integration
+@dataclass
+class DvcProject:
+    """A temporary git + DVC repository made from the working tree."""
+
+    root: Path  # holds repo/, remote/, mlflow.db, clones
+    repo: Path
+    env: dict[str, str]
+    first_run: set[str] = field(default_factory=set)  # stages the first `dvc repro` ran
+
+    def run(self, *args: str, cwd: Path | None = None) -> str:
+        result = subprocess.run(
+            args,
+            check=False,
+            cwd=cwd or self.repo,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"{' '.join(args)} failed:\n{output[-6000:]}"
+        return output
+
+    def dvc(self, *args: str, cwd: Path | None = None) -> str:
+        return self.run(sys.executable, "-m", "dvc", *args, cwd=cwd)
+
+    def repro(self) -> set[str]:
+        """`dvc repro`; the names of the stages that ran."""
+        return set(re.findall(r"Running stage '([^']+)'", self.dvc("repro")))
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "--allow-empty", "-m", message)
+
+
+def _copy_working_tree(target: Path) -> None:
+    """Tracked and untracked-but-not-ignored files of the checkout (what `git clone` + work)."""
+    listing = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listing.split("\0")):
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def _nudge_one_box(source: Path, archive: Path) -> Path:
+    """Copy a YOLO zip, moving the first box of the first label file 0.005 past the right edge."""
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as dst:
+        nudged = False
+        for info in src.infolist():
+            data = src.read(info)
+            if not nudged and info.filename.endswith(".txt") and "/labels/" in info.filename:
+                lines = data.decode().splitlines()
+                cls, _, cy, w, h = lines[0].split()
+                lines[0] = f"{cls} {1.005 - float(w) / 2:.6f} {cy} {w} {h}"
+                data, nudged = ("\n".join(lines) + "\n").encode(), True
+            dst.writestr(info, data)
+    assert nudged, f"{source} has no label file"
+    return archive
+
+
+def _source_archive(root: Path) -> Path:
+    if COCO128_ZIP.is_file():
+        return _nudge_one_box(COCO128_ZIP, root / "coco128_nudged.zip")
+    dataset = write_synthetic_dataset(root / "synthetic", SyntheticSpec(n_images=16), seed=0)
+    plain = zip_dataset(dataset.parent, root / "synthetic.zip", top_level="coco128")
+    return _nudge_one_box(plain, root / "synthetic_nudged.zip")
+
+
+@pytest.fixture(scope="module")
+def dvc_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DvcProject]:
+    """The temporary repository after its first `dvc repro` (committed); stages that ran."""
+    root = tmp_path_factory.mktemp("dvc")
+    repo = root / "repo"
+    _copy_working_tree(repo)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "KEDRO_ENV": "ci",
+        "YOLO_MLOPS_DATA_SOURCE": str(_source_archive(root)),
+        "YOLO_MLOPS_DATA_SHA256": "null",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "OMP_NUM_THREADS": "1",
+        "GIT_AUTHOR_NAME": "ci",
+        "GIT_AUTHOR_EMAIL": "ci@localhost",
+        "GIT_COMMITTER_NAME": "ci",
+        "GIT_COMMITTER_EMAIL": "ci@localhost",
+    }
+    env.pop("MLFLOW_RUN_ID", None)
+    project = DvcProject(root, repo, env)
+    project.run("git", "init", "-q")
+    project.commit("working tree")
+    project.dvc("remote", "modify", "--local", "local", "url", str(root / "remote"))
+    project.first_run = project.repro()
+    project.commit("first dvc repro")
+    yield project
+
+
+def _set_ci_param(project: DvcProject, pipeline: str, key: str, value: str) -> None:
+    """Set ``key`` of the ci parameters file of ``pipeline`` (appended or replaced)."""
+    path = project.repo / "conf/ci" / f"parameters_{pipeline}.yml"
+    text = re.sub(rf"(?m)^  {key}:.*\n", "", path.read_text())
+    path.write_text(text.rstrip("\n") + f"\n  {key}: {value}\n")
+
+
+def _out_files(repo: Path) -> dict[str, Path]:
+    """Every file of every declared output (folders expanded), keyed by repo-relative path."""
+    files = {}
+    for stage in _dvc_stages().values():
+        for out in _declared_outputs(stage):
+            path = repo / out
+            children = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+            files.update({str(child.relative_to(repo)): child for child in children})
+    return files
+
+
+@pytest.mark.integration
+def test_first_repro_runs_every_stage(dvc_project):
+    assert dvc_project.first_run == set(STAGE_TAGS)
+
+
+@pytest.mark.integration
+def test_second_repro_runs_nothing(dvc_project):
+    assert dvc_project.repro() == set()
+    assert "up to date" in dvc_project.dvc("status")
+
+
+@pytest.mark.integration
+def test_metrics_show_prints_map_and_plots_show_renders(dvc_project):
+    shown = dvc_project.dvc("metrics", "show")
+    assert "mAP50-95" in shown and "data/08_reporting/metrics.json" in shown
+    assert "instances" in shown  # validation_summary.json
+    out = dvc_project.root / "plots"
+    dvc_project.dvc("plots", "show", "-o", str(out))
+    html = (out / "index.html").read_text()
+    for title in ("Validation mAP per epoch", "Training losses per epoch", "Precision-recall"):
+        assert title in html
+    assert "datum['class'] === 'all'" in html  # the PR curve's own template
+
+
+@pytest.mark.integration
+def test_push_then_pull_in_a_fresh_clone_restores_outputs_byte_identical(dvc_project):
+    dvc_project.dvc("push")
+    clone = dvc_project.root / "clone"
+    dvc_project.run("git", "clone", "-q", str(dvc_project.repo), str(clone))
+    dvc_project.dvc(
+        "remote", "modify", "--local", "local", "url", str(dvc_project.root / "remote"), cwd=clone
+    )
+    dvc_project.dvc("pull", cwd=clone)
+    expected = _out_files(dvc_project.repo)
+    restored = _out_files(clone)
+    assert set(restored) == set(expected)
+    assert {"data/06_models/best.pt", "data/01_raw/coco128.zip"} <= set(restored)
+    mismatched = [
+        name for name in expected if not filecmp.cmp(expected[name], restored[name], shallow=False)
+    ]
+    assert not mismatched
+    assert "up to date" in dvc_project.dvc("status", cwd=clone)
+
+
+@pytest.mark.integration
+def test_training_parameter_change_reruns_train_evaluate_register_only(dvc_project):
+    _set_ci_param(dvc_project, "training", "epochs", "1")
+    assert dvc_project.repro() == {"train", "evaluate", "register"}
+    diff = dvc_project.dvc("metrics", "diff", "--all")
+    assert "mAP50-95" in diff and "metrics.json" in diff
+    assert "training.epochs" in dvc_project.dvc("params", "diff")
+    dvc_project.commit("training.epochs=1")
+
+
+@pytest.mark.integration
+def test_validation_parameter_change_reruns_validation_and_downstream(dvc_project):
+    _set_ci_param(dvc_project, "data_validation", "tolerance", "0.001")
+    assert dvc_project.repro() == {"validate", "preprocess", "train", "evaluate", "register"}
+    summary = yaml.safe_load(
+        (dvc_project.repo / "data/08_reporting/validation_summary.json").read_text()
+    )
+    assert summary["rows_dropped_by_code"]  # the nudged box is dropped now
+    dvc_project.commit("data_validation.tolerance=0.001")
