@@ -84,7 +84,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2, help="loader processes")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU")
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu (the recipe), cuda:0, auto")
+    parser.add_argument("--no-amp", action="store_true", help="float32 on CUDA too")
+    parser.add_argument("--no-channels-last", action="store_true", help="NCHW instead of NHWC")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/overfit_coco128.json"
     )
@@ -101,12 +104,13 @@ def main(argv: list[str] | None = None) -> dict:
             "batch": args.batch,
             "optimizer": "SGD",
             "lr0": 0.01,
-            "seed": 0,
-            "device": "cpu",
+            "seed": args.seed,
+            "device": args.device,
+            "amp": not args.no_amp,
             "workers": args.workers,
             "threads": args.threads,
             "bf16": args.bf16,
-            "channels_last": args.channels_last,
+            "channels_last": not args.no_channels_last,
             "save_dir": str(Path(tmp) / "run"),
             "progress": False,
         }
