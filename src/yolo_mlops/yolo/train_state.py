@@ -163,14 +163,17 @@ class RunObjects:
 
 
 def snapshot(
-    epoch: int, run: RunObjects, progress: Progress, batches_per_epoch: int
+    epoch: int, run: RunObjects, progress: Progress, batches_per_epoch: int, final: bool = False
 ) -> dict[str, Any]:
-    """The ``training`` entry after ``epoch`` (see the module docstring)."""
+    """The ``training`` entry after ``epoch`` (see the module docstring).
+
+    ``final``: the run ends here, so gradients not yet stepped are dropped (nothing continues).
+    """
     model, loop = run.model, run.loop
     assert run.ema is not None, "snapshots are taken on the main process, which has the EMA"
     last_iteration = (epoch + 1) * batches_per_epoch - 1
     pending = None
-    if loop.last_opt_step != last_iteration:
+    if loop.last_opt_step != last_iteration and not final:
         pending = [
             None if p.grad is None else p.grad.detach().cpu().clone()
             for p in unwrap(model).parameters()

@@ -341,7 +341,8 @@ class Trainer:
                 row = train_state.history_row(epoch, stats, metrics, imgsz, epoch_start)
                 improved = progress.record(row, epoch)
                 stop = progress.epochs_without_improvement >= cfg.patience
-                training = train_state.snapshot(epoch, run, progress, nb)
+                final = stop or epoch + 1 == cfg.epochs
+                training = train_state.snapshot(epoch, run, progress, nb, final=final)
                 config = self._checkpoint_config(model, imgsz, names)
                 train_state.write(self.last_path, ema, config, training)
                 if improved:
