@@ -134,12 +134,13 @@ def softplus_sum(logits: torch.Tensor) -> torch.Tensor:
 class _LevelGrad:
     """What the backward pass writes into one head map (indices local to the level)."""
 
-    cls_image: torch.Tensor  # [k] image index of each positive of this level
-    cls_channel: torch.Tensor  # [k] channel of its assigned class (4·reg_max + label)
-    cls_anchor: torch.Tensor  # [k] anchor index within the level (y·W + x)
-    cls_target: torch.Tensor  # [k] its target score
-    box_grad: torch.Tensor | None  # [k, 4·reg_max] d(box part)/d(box logits), None if no grad
-    dfl_grad: torch.Tensor | None  # [k, 4·reg_max] d(dfl part)/d(box logits)
+    # Rows are all n positives; those of other levels carry zero target and zero gradient.
+    cls_image: torch.Tensor  # [n] image index of each positive
+    cls_channel: torch.Tensor  # [n] channel of its assigned class (4·reg_max + label)
+    cls_anchor: torch.Tensor  # [n] anchor index within this level (y·W + x), clamped
+    cls_target: torch.Tensor  # [n] its target score (0 if not in this level)
+    box_grad: torch.Tensor | None  # [n, 4·reg_max] d(box part)/d(box logits), None if no grad
+    dfl_grad: torch.Tensor | None  # [n, 4·reg_max] d(dfl part)/d(box logits)
 
 
 @dataclass
@@ -317,16 +318,18 @@ class DetectionLoss(nn.Module):
                 box_grad = torch.autograd.grad(part_box, fg_logits, retain_graph=True)[0]
                 dfl_grad = torch.autograd.grad(part_dfl, fg_logits)[0]
 
+        # Every level gets all n rows, masked to zero outside it (scatter-add of zeros is a no-op).
         levels = []
-        for rows, local in fg_positions:
+        for in_level, local in fg_positions:
+            mask = in_level.to(weight.dtype)
             levels.append(
                 _LevelGrad(
-                    cls_image=b_idx[rows],
-                    cls_channel=channel[rows],
+                    cls_image=b_idx,
+                    cls_channel=channel,
                     cls_anchor=local,
-                    cls_target=weight[rows],
-                    box_grad=None if box_grad is None else box_grad[rows],
-                    dfl_grad=None if dfl_grad is None else dfl_grad[rows],
+                    cls_target=weight * mask,
+                    box_grad=None if box_grad is None else box_grad * mask[:, None],
+                    dfl_grad=None if dfl_grad is None else dfl_grad * mask[:, None],
                 )
             )
         values = torch.stack((part_box.detach(), loss_cls * self.gains[1], part_dfl.detach()))
@@ -373,12 +376,16 @@ class DetectionLoss(nn.Module):
 def _level_positions(
     anchor: torch.Tensor, sizes: Sequence[int]
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Split global anchor indices by level: per level (rows into ``anchor``, local index)."""
+    """Split global anchor indices ``[n]`` by level: per level ``(in_level [n] bool, local [n])``.
+
+    ``local`` is the index within the level, clamped into range where ``in_level`` is False, so
+    callers can gather/scatter over all ``n`` rows and mask, without a host synchronisation.
+    """
     out = []
     start = 0
     for size in sizes:
-        rows = ((anchor >= start) & (anchor < start + size)).nonzero().flatten()
-        out.append((rows, anchor[rows] - start))
+        local = anchor - start
+        out.append(((local >= 0) & (local < size), local.clamp(0, size - 1)))
         start += size
     return out
 
@@ -393,9 +400,9 @@ def _gather_values(
 
     ``positions`` is :func:`_level_positions` of the anchors (global anchor index → level).
     """
-    out = torch.empty(image.shape, dtype=views[0].dtype, device=views[0].device)
-    for view, (rows, local) in zip(views, positions, strict=True):
-        out[rows] = view[image[rows], channel[rows], local]
+    out = torch.zeros(image.shape, dtype=views[0].dtype, device=views[0].device)
+    for view, (in_level, local) in zip(views, positions, strict=True):
+        out = torch.where(in_level, view[image, channel, local], out)
     return out
 
 
@@ -406,9 +413,9 @@ def _gather_box_logits(
     num_box_channels: int,
 ) -> torch.Tensor:
     """The first ``num_box_channels`` channels at ``(image, anchor)`` pairs → ``[n, C]``."""
-    out = torch.empty(
+    out = torch.zeros(
         (image.numel(), num_box_channels), dtype=views[0].dtype, device=views[0].device
     )
-    for view, (rows, local) in zip(views, positions, strict=True):
-        out[rows] = view[image[rows], :num_box_channels, local]
+    for view, (in_level, local) in zip(views, positions, strict=True):
+        out = torch.where(in_level[:, None], view[image, :num_box_channels, local], out)
     return out
