@@ -7,6 +7,13 @@ averages gradients over processes; the engine multiplies each process's summed l
 size, so the averaged gradient equals the gradient of the loss summed over the global batch, i.e.
 what one process computes for the whole batch — provided the loss is additive over images and
 BatchNorm uses the same statistics (see :func:`wrap_model`).
+
+Two things are not additive in the real recipe, exactly as in the reference implementation:
+``DetectionLoss`` divides by the target-score sum of the batch it sees (here: the shard), and
+BatchNorm in training mode normalises with per-shard statistics (``SyncBatchNorm`` fixes that on
+CUDA only). So DDP training matches single-process training in expectation, not bit for bit;
+``tests/yolo/test_distributed.py`` proves the machinery exact with a per-image loss and frozen
+BatchNorm statistics.
 """
 
 from __future__ import annotations
