@@ -71,7 +71,7 @@ def main(cache_path: str, out_path: str) -> None:
     lr_factor = LRFactor(1, 1.0)
     build_scheduler(optimizer, lr_factor)
     schedule = StepSchedule(
-        epochs=1, batches_per_epoch=len(loader), batch_size=GLOBAL_BATCH // info.world_size,
+        epochs=1, batches_per_epoch=len(loader), batch_size=GLOBAL_BATCH,
         nbs=GLOBAL_BATCH, warmup_iters=0, warmup_bias_lr=0.0, warmup_momentum=0.9, momentum=0.9,
         lr_factor=lr_factor, clip_grad=10.0, world_size=info.world_size,
     )  # fmt: skip

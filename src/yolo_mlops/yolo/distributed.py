@@ -64,11 +64,11 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init_distributed(device: torch.device, timeout_s: float = 600.0) -> DistInfo:
+def init_distributed(device: torch.device, timeout_s: float = 3600.0) -> DistInfo:
     """Join the process group described by torchrun's env vars (RANK, WORLD_SIZE, LOCAL_RANK).
 
     Uses nccl on CUDA and gloo otherwise. Returns a non-distributed ``DistInfo`` when not launched
-    by torchrun.
+    by torchrun. ``timeout_s`` bounds collective waits, e.g. ranks idling while rank 0 validates.
     """
     if not launched_by_torchrun():
         return DistInfo()

@@ -48,7 +48,7 @@ class StepSchedule:
     Attributes:
         epochs: total epochs (for the LR factor).
         batches_per_epoch: len(loader).
-        batch_size: per-process batch size (the loss is a sum over it).
+        batch_size: global batch size (all processes together; sets the warmup accumulation).
         nbs: nominal batch size reached by accumulation.
         warmup_iters: warmup length in iterations (0 = none).
         warmup_bias_lr / warmup_momentum / momentum: warmup end points (spec 4.3).
@@ -196,7 +196,7 @@ def train_one_epoch(
                 warmup_momentum=schedule.warmup_momentum,
                 momentum=schedule.momentum,
                 nbs=schedule.nbs,
-                batch_size=schedule.batch_size * schedule.world_size,
+                batch_size=schedule.batch_size,
             )
         images = prepare_images(batch["images"], device, channels_last)
         targets = batch["targets"].to(device, non_blocking=True)

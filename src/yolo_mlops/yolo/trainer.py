@@ -284,7 +284,7 @@ class Trainer:
         schedule = StepSchedule(
             epochs=cfg.epochs,
             batches_per_epoch=nb,
-            batch_size=max(global_batch // self.dist.world_size, 1),
+            batch_size=global_batch,
             nbs=cfg.nbs,
             warmup_iters=warmup_iterations(cfg.warmup_epochs, nb),
             warmup_bias_lr=choice.warmup_bias_lr,
