@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import inspect
+import json
 
 import pytest
 from kfp.components import load_component_from_file
 from kfp.pipeline_spec.pipeline_spec_pb2 import ParameterType
 
 from tests.kubeflow.fake_project import EDGES, PARAMETERS, STAGES, fake_catalog
-from yolo_mlops.kubeflow.compiler import CompileOptions, compile_pipeline
+from yolo_mlops.kubeflow.compiler import CompileOptions, compile_pipeline, sink_stages
 from yolo_mlops.kubeflow.components import kedro_stage
-from yolo_mlops.kubeflow.grouping import PreflightError, group_stages
+from yolo_mlops.kubeflow.grouping import PreflightError, StageGroup, group_stages
 from yolo_mlops.kubeflow.parameters import PIPELINE_PARAMETERS
 
 CLUSTER = CompileOptions(
@@ -98,6 +99,25 @@ def test_first_task_creates_the_mlflow_run_and_the_rest_join_it(compiled):
         assert (link.producer_task, link.output_parameter_key) == (upstream[0], "run_id_out")
 
 
+def test_only_the_sink_task_finishes_the_mlflow_run(compiled):
+    finishing = [s for s in STAGES if "--finish-run" in compiled.executor(s)["container"]["args"]]
+    assert finishing == ["register"]  # the only task nothing waits for
+
+
+def test_sinks_are_the_groups_no_task_waits_for():
+    def groups(edges):
+        return [StageGroup(name, dependencies=deps) for name, deps in edges.items()]
+
+    assert sink_stages(groups(EDGES)) == {"register"}
+    assert sink_stages(groups({"ingest": []})) == {"ingest"}  # creates and finishes the run
+    assert sink_stages(groups({"ingest": [], "validate": ["ingest"], "train": ["ingest"]})) == {
+        "validate",
+        "train",
+    }
+    # a second root takes the run id from the first task, which then has a successor
+    assert sink_stages(groups({"a": [], "b": []})) == {"b"}
+
+
 def test_train_task_requests_gpu_cpu_memory(compiled):
     resources = compiled.executor("train")["container"]["resources"]
     assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
@@ -172,6 +192,11 @@ def test_local_variant_emits_lightweight_tasks_with_the_same_graph(
     assert "kedro_stage" in container["args"]
     assert compiled.platform is None  # no Kubernetes settings for the local runner
     assert load_component_from_file(str(path)).name == "yolo-mlops"
+    for stage in STAGES:
+        settings = compiled.tasks[stage].inputs.parameters["settings"]
+        spec = json.loads(settings.runtime_value.constant.string_value)
+        assert spec["create_run"] == (stage == "ingest")
+        assert spec["finish_run"] == (stage == "register")
 
 
 def test_lightweight_component_arguments_match_the_parameter_mapping():

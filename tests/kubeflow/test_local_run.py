@@ -61,7 +61,7 @@ def test_fake_project_runs_end_to_end_with_runtime_parameters(
         [e.experiment_id for e in MlflowClient(tracking_uri).search_experiments()]
     )
     assert run.data.tags["orchestrator"] == "kubeflow"
-    assert run.info.status == "FINISHED"
+    assert run.info.status == "FINISHED"  # by the sink task (register), after the last stage
 
 
 def test_failing_stage_fails_the_local_run(tmp_path, fake_project, fake_pipelines, local_runner):
@@ -79,3 +79,24 @@ def test_failing_stage_fails_the_local_run(tmp_path, fake_project, fake_pipeline
     with pytest.raises(RuntimeError, match="ingest"):
         load_component_from_file(str(path))()
     assert not (fake_project / "data" / "08_reporting" / "validation_summary.json").exists()
+
+
+def test_failing_later_stage_marks_the_shared_run_failed(
+    tmp_path, fake_project, fake_pipelines, local_runner
+):
+    options = CompileOptions(local=True, env="ci", project_dir=str(fake_project))
+    path = compile_pipeline(
+        fake_pipelines["data"], fake_catalog(), PARAMETERS, options, tmp_path / "local.yaml"
+    )
+    # ingest succeeds (and leaves the run RUNNING); validate cannot write its output
+    (fake_project / "conf" / "ci" / "catalog.yml").write_text(
+        "validation_summary:\n  type: json.JSONDataset\n  filepath: /dev/null/summary.json\n"
+    )
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(RuntimeError, match="validate"):
+        load_component_from_file(str(path))(mlflow_tracking_uri=tracking_uri)
+    assert (fake_project / "data" / "01_raw" / "dataset_manifest.json").is_file()
+    client = MlflowClient(tracking_uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.data.tags["orchestrator"] == "kubeflow"
+    assert run.info.status == "FAILED"

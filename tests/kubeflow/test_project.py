@@ -120,6 +120,7 @@ def test_data_pipeline_runs_locally_on_ci_config_in_one_mlflow_run(
     assert run.data.tags["orchestrator"] == "kubeflow"
     assert "data.archive_sha256" in run.data.tags  # logged by the ingest task
     assert any(key.startswith("data/") for key in run.data.metrics)  # by the validate task
+    assert run.info.status == "FINISHED"  # by validate, the sink task
 
 
 @pytest.mark.integration
@@ -158,5 +159,6 @@ def test_training_pipeline_runs_locally_on_ci_config_in_one_mlflow_run(
     (run,) = runs
     assert run.data.tags["orchestrator"] == "kubeflow"
     assert any(key.startswith("eval/") for key in run.data.metrics)  # by the evaluate task
+    assert run.info.status == "FINISHED"  # by register, the sink task
     (version,) = client.search_model_versions("name='kfp-local-yolo'")
     assert version.run_id == run.info.run_id

@@ -142,3 +142,33 @@ def test_server_run_logs_params_metrics_and_artifacts(mlflow_server, tmp_path):
     assert [a.path for a in client.list_artifacts(run.run_id, "reports")] == [
         "reports/summary.json"
     ]
+
+
+def test_terminate_sets_a_joined_runs_status_and_never_overwrites_failed(tmp_path, caplog):
+    uri = embedded_store(tmp_path)
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("kfp")
+    params = TrackingParams(uri=uri)
+    shared = client.create_run(experiment).info.run_id
+    assert tracking_run.terminate(shared, "FINISHED", params, tmp_path)
+    assert client.get_run(shared).info.status == "FINISHED"
+    assert tracking_run.terminate(shared, "FAILED", params, tmp_path)  # a later task failed
+    assert not tracking_run.terminate(shared, "FINISHED", params, tmp_path)  # another sink
+    assert client.get_run(shared).info.status == "FAILED"
+    with pytest.raises(ValueError, match="RUNNING"):
+        tracking_run.terminate(shared, "RUNNING", params, tmp_path)
+    assert not tracking_run.terminate(shared, "FAILED", TrackingParams(enabled=False), tmp_path)
+    with caplog.at_level(logging.WARNING):  # an unknown run or a store that is down: a warning
+        assert not tracking_run.terminate("no-such-run", "FAILED", params, tmp_path)
+        down = TrackingParams(uri=f"http://127.0.0.1:{free_port()}")
+        assert not tracking_run.terminate(shared, "FINISHED", down, tmp_path)
+    assert "no-such-run" in caplog.text and "server unreachable" in caplog.text
+
+
+def test_end_without_status_leaves_an_owned_run_running(tmp_path):
+    embedded_store(tmp_path)
+    run = tracking_run.start_or_join(TrackingParams(), tmp_path, "r", {})
+    assert run is not None and run.owned
+    tracking_run.end(None)
+    assert tracking_run.current() is None and "MLFLOW_RUN_ID" not in os.environ
+    assert MlflowClient(run.uri).get_run(run.run_id).info.status == "RUNNING"

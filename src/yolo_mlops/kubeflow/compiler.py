@@ -3,7 +3,8 @@
 One KFP task per stage group (see :mod:`yolo_mlops.kubeflow.grouping`); task edges follow the
 Kedro dataset dependencies between groups, and the MLflow run id flows along them: each task
 takes the run id from its first upstream task (a second root, if any, takes it from the first
-task, which adds that one edge). Data crosses tasks through persisted datasets on a PVC mounted
+task, which adds that one edge). The sink tasks (no downstream task) end that run FINISHED;
+see :func:`sink_stages`. Data crosses tasks through persisted datasets on a PVC mounted
 at ``/app/data`` (``data/...`` catalog paths relative to the working dir ``/app``).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,19 @@ def task_parameters(group: StageGroup, configured: set[str]) -> tuple[list[str],
     return inputs, overrides
 
 
+def sink_stages(groups: Sequence[StageGroup]) -> set[str]:
+    """Names of the groups no other task waits for: they mark the MLflow run FINISHED.
+
+    A group is fed when another group depends on it, and the first group also when a second
+    root takes the run id from it (see :func:`build_pipeline`). A one-group pipeline's only
+    task is its sink.
+    """
+    fed = {dependency for group in groups for dependency in group.dependencies}
+    if groups and sum(1 for group in groups if not group.dependencies) > 1:
+        fed.add(groups[0].name)
+    return {group.name for group in groups if group.name not in fed}
+
+
 def _kubernetes():
     """``kfp.kubernetes`` (package kfp-kubernetes), needed for volumes on the cluster tasks."""
     try:
@@ -182,11 +196,14 @@ def build_pipeline(
         if stage not in {g.name for g in groups}:
             logger.info("Stage %r is not in this pipeline: its resource options are unused", stage)
 
+    sinks = sink_stages(groups)
+
     def pipeline_body(*values):
         arguments = dict(zip([p.name for p in PIPELINE_PARAMETERS], values, strict=True))
         tasks: dict[str, dsl.PipelineTask] = {}
         for index, group in enumerate(groups):
             creates_run = index == 0
+            finishes_run = group.name in sinks
             upstream = tasks[group.dependencies[0]] if group.dependencies else None
             if not creates_run and upstream is None:
                 logger.info("Stage %r has no upstream: it joins the run of the first task", group)
@@ -200,7 +217,7 @@ def build_pipeline(
                     nodes=",".join(group.nodes),
                     project_dir=options.project_dir,
                     env=options.env or "",
-                    settings=lightweight_settings(overrides, creates_run),
+                    settings=lightweight_settings(overrides, creates_run, finishes_run),
                     run_id="" if creates_run else upstream.outputs[LIGHTWEIGHT_RUN_ID_OUTPUT],
                     run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER if creates_run else "",
                     **arguments,
@@ -213,6 +230,7 @@ def build_pipeline(
                     overrides=overrides,
                     env=options.env,
                     creates_run=creates_run,
+                    finishes_run=finishes_run,
                     project_dir=options.project_dir,
                 )
                 if not creates_run:

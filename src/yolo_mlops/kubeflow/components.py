@@ -9,6 +9,7 @@ Two kinds, same behaviour (both end in :func:`yolo_mlops.kubeflow.task.run_stage
   lightweight Python components: :func:`kedro_stage` below, executed in the current interpreter.
 
 Every component outputs the MLflow run id it logged into; the next task takes it as input.
+The sink tasks (no downstream task) also mark that run FINISHED after their stage succeeds.
 """
 
 # No `from __future__ import annotations` here: kfp reads the annotations of kedro_stage at
@@ -40,6 +41,7 @@ def container_stage_component(
     overrides: Sequence[str],
     env: str | None,
     creates_run: bool,
+    finishes_run: bool = False,
     project_dir: str = "/app",
 ) -> ContainerComponent:
     """A container component running ``group``'s nodes in ``image``.
@@ -47,6 +49,8 @@ def container_stage_component(
     Inputs: the pipeline parameters in ``parameter_names`` (typed as in the mapping; those in
     ``overrides`` become ``--param kedro.key=VALUE``, see ``parameters.py``), then
     ``run_name`` (first task: name of the MLflow run it creates) or ``run_id`` (later tasks).
+    ``finishes_run`` (the sink tasks) adds ``--finish-run``: the task marks the run FINISHED
+    after its stage succeeds.
     Output: ``run_id_out`` (string), the MLflow run id.
     """
     names = list(parameter_names)
@@ -84,6 +88,8 @@ def container_stage_component(
             args += ["--create-run", "--run-name", values[RUN_NAME_INPUT]]
         else:
             args += ["--run-id", values[RUN_ID_INPUT]]
+        if finishes_run:
+            args += ["--finish-run"]
         args += ["--run-id-output", values[CONTAINER_RUN_ID_OUTPUT]]
         return dsl.ContainerSpec(image=image, command=["python", "-m", TASK_MODULE], args=args)
 
@@ -112,7 +118,8 @@ def kedro_stage(
 ) -> str:
     """Lightweight task body: run one stage's Kedro nodes, return the MLflow run id.
 
-    ``settings`` is JSON ``{"params": {pipeline parameter: kedro key}, "create_run": bool}``.
+    ``settings`` is JSON ``{"params": {pipeline parameter: kedro key}, "create_run": bool,
+    "finish_run": bool}``.
     The parameter arguments must match ``PIPELINE_PARAMETERS`` (checked by a test).
     """
     arguments = dict(locals())
@@ -129,6 +136,7 @@ def kedro_stage(
         params={key: arguments[name] for name, key in spec["params"].items()},
         run_id=run_id,
         create_run=spec["create_run"],
+        finish_run=spec.get("finish_run", False),
         tracking_uri=mlflow_tracking_uri,
         run_name=run_name,
     )
@@ -150,10 +158,14 @@ def lightweight_stage_component(group: StageGroup, image: str) -> PythonComponen
     return component
 
 
-def lightweight_settings(overrides: Sequence[str], creates_run: bool) -> str:
-    """The ``settings`` JSON for :func:`kedro_stage` (``overrides``: parameter names)."""
+def lightweight_settings(
+    overrides: Sequence[str], creates_run: bool, finishes_run: bool = False
+) -> str:
+    """The ``settings`` JSON for :func:`kedro_stage` (``overrides``: parameter names;
+    ``finishes_run``: a sink task, which marks the run FINISHED after success)."""
     params = {name: PARAMETERS_BY_NAME[name].kedro_key for name in overrides}
-    return json.dumps({"params": params, "create_run": creates_run}, sort_keys=True)
+    settings = {"params": params, "create_run": creates_run, "finish_run": finishes_run}
+    return json.dumps(settings, sort_keys=True)
 
 
 def lightweight_parameter_names() -> list[str]:

@@ -6,6 +6,10 @@ components call :func:`run_stage` directly. One MLflow run spans the whole KFP e
 first task creates it (through the tracking layer) and returns its id as a task output; every
 later task gets it as an input and sets ``MLFLOW_RUN_ID``, which the project's tracking hook
 joins instead of starting a run of its own.
+
+The run stays RUNNING while the execution runs: a task whose stage fails marks it FAILED, and
+the sink tasks (those with no downstream task, ``finish_run``) mark it FINISHED after their stage
+succeeds, unless a task already marked it FAILED.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yolo_mlops.kubeflow.parameters import PIPELINE_PARAMETERS
+
+if TYPE_CHECKING:
+    from yolo_mlops.tracking.config import TrackingParams
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +89,17 @@ def _project_parameters(
         return dict(session.load_context().params)
 
 
+def _tracking_settings(
+    project_dir: Path, env: str | None, overrides: Mapping[str, Any]
+) -> TrackingParams:
+    """The project's ``tracking`` block for ``env`` plus ``overrides``."""
+    from yolo_mlops.params import parse_params
+    from yolo_mlops.tracking.config import TrackingParams
+
+    params = _project_parameters(project_dir, env, overrides)
+    return parse_params(TrackingParams, params.get("tracking") or {}, "tracking")
+
+
 def start_shared_run(
     project_dir: Path, env: str | None, overrides: Mapping[str, Any], run_name: str
 ) -> str:
@@ -89,15 +107,13 @@ def start_shared_run(
 
     Goes through the tracking layer (this package never imports mlflow) with the project's
     ``tracking`` parameters, so the run lands in the same store and experiment as the tasks'
-    hook would use. Returns ``""`` when tracking is disabled or the store is unreachable (then
-    the tasks run untracked, as ``tracking.on_unreachable: warn`` asks).
+    hook would use. The run stays RUNNING after this process lets go of it (see
+    :func:`end_shared_run`). Returns ``""`` when tracking is disabled or the store is
+    unreachable (then the tasks run untracked, as ``tracking.on_unreachable: warn`` asks).
     """
-    from yolo_mlops.params import parse_params
     from yolo_mlops.tracking import run as tracking_run
-    from yolo_mlops.tracking.config import TrackingParams
 
-    params = _project_parameters(project_dir, env, overrides)
-    settings = parse_params(TrackingParams, params.get("tracking") or {}, "tracking")
+    settings = _tracking_settings(project_dir, env, overrides)
     tags = {"orchestrator": "kubeflow", "kubeflow.run_name": run_name, "kedro.env": str(env)}
     run = tracking_run.start_or_join(settings, project_dir, run_name or "kubeflow", tags)
     if run is None:
@@ -106,11 +122,34 @@ def start_shared_run(
     return run.run_id
 
 
-def end_shared_run(succeeded: bool) -> None:
-    """End the run :func:`start_shared_run` created in this process (FINISHED or FAILED)."""
+def release_shared_run() -> None:
+    """Let go of the run :func:`start_shared_run` created in this process, leaving it RUNNING
+    (later tasks join it; a failing task or the sinks end it with :func:`end_shared_run`)."""
     from yolo_mlops.tracking import run as tracking_run
 
-    tracking_run.end("FINISHED" if succeeded else "FAILED")
+    tracking_run.end(None)
+
+
+def end_shared_run(
+    run_id: str,
+    succeeded: bool,
+    project_dir: Path,
+    env: str | None,
+    overrides: Mapping[str, Any],
+) -> None:
+    """Mark the shared run FAILED, or FINISHED unless it is already FAILED. Never raises: a
+    failure here (store down, broken configuration) is logged, so it cannot hide the stage's
+    own result."""
+    from yolo_mlops.tracking import run as tracking_run
+
+    status = "FINISHED" if succeeded else "FAILED"
+    try:
+        settings = _tracking_settings(project_dir, env, overrides)
+        tracking_run.terminate(run_id, status, settings, project_dir)
+    except Exception as error:
+        logger.warning(
+            "Could not mark MLflow run %s %s (%s: %s)", run_id, status, type(error).__name__, error
+        )
 
 
 def run_stage(
@@ -122,6 +161,7 @@ def run_stage(
     params: Mapping[str, Any] | None = None,
     run_id: str = "",
     create_run: bool = False,
+    finish_run: bool = False,
     tracking_uri: str = "",
     run_name: str = "",
 ) -> str:
@@ -136,7 +176,9 @@ def run_stage(
             "keep the configured value").
         run_id: MLflow run id to join ("" for none).
         create_run: create the shared MLflow run when ``run_id`` is empty (the first task);
-            see :func:`start_shared_run`.
+            see :func:`start_shared_run`. It stays RUNNING after this stage succeeds.
+        finish_run: mark the run FINISHED after this stage succeeds (the sink tasks), unless a
+            failed task marked it FAILED. A failed stage always marks it FAILED.
         tracking_uri: MLflow tracking URI; sets ``MLFLOW_TRACKING_URI`` when not empty.
         run_name: name of the MLflow run when this task creates it.
 
@@ -159,11 +201,12 @@ def run_stage(
     command = kedro_run_command(nodes, env, overrides)
     logger.info("Stage %r: %s (cwd %s)", stage, " ".join(command), project_dir)
     completed = subprocess.run(command, cwd=project_dir, env=environment, check=False)
-    if owns_run and run_id:
-        # The first task owns the shared run: FINISHED after its stage (later tasks join and
-        # log into it), FAILED when its stage fails.
-        end_shared_run(completed.returncode == 0)
-    if completed.returncode != 0:
+    if owns_run:
+        release_shared_run()  # later tasks join it: it stays RUNNING
+    succeeded = completed.returncode == 0
+    if run_id and (finish_run or not succeeded):
+        end_shared_run(run_id, succeeded, project_dir, env, overrides)
+    if not succeeded:
         raise StageFailedError(
             f"stage {stage!r}: `{' '.join(command)}` exited with status {completed.returncode}"
         )
@@ -189,6 +232,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--run-id", default="")
     parser.add_argument("--create-run", action="store_true")
+    parser.add_argument(
+        "--finish-run", action="store_true", help="mark the run FINISHED after success (sinks)"
+    )
     parser.add_argument("--tracking-uri", default="")
     parser.add_argument("--run-name", default="")
     parser.add_argument("--run-id-output", default="", help="file that receives the run id")
@@ -208,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         params=params,
         run_id=args.run_id,
         create_run=args.create_run,
+        finish_run=args.finish_run,
         tracking_uri=args.tracking_uri,
         run_name=args.run_name,
     )

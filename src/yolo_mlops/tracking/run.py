@@ -251,15 +251,61 @@ def start_or_join(
         return run
 
 
-def end(status: str = "FINISHED") -> None:
-    """End the pipeline's run (only if this process created it) and restore the environment."""
+def end(status: str | None = "FINISHED") -> None:
+    """End the pipeline's run (only if this process created it) and restore the environment.
+
+    ``status=None`` only detaches: the run stays RUNNING for other processes to join and to
+    end with :func:`terminate` (a Kubeflow execution's shared run).
+    """
     with _state.lock:
         run, _state.active, _state.disabled_reason = _state.active, None, None
     if run is None:
         return
     _restore_env(run)
-    if run.owned:
+    if run.owned and status is not None:
         _safely(run, f"end run as {status}", lambda c: c.set_terminated(run.run_id, status))
+
+
+TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+def terminate(run_id: str, status: str, params: TrackingParams, project_path: Path) -> bool:
+    """Set the terminal status of a run created elsewhere (e.g. by another Kubeflow task).
+
+    The store is the one :func:`start_or_join` would use (``$MLFLOW_TRACKING_URI``, then
+    ``params.uri``, then the project's embedded store). ``FINISHED`` never overwrites a run
+    that is already FAILED or KILLED (read first, then set: not atomic). Never raises: an
+    unreachable store or an unknown run is logged as a warning.
+
+    Args:
+        run_id: MLflow run id.
+        status: ``FINISHED``, ``FAILED`` or ``KILLED``.
+        params: the project's ``tracking`` block.
+        project_path: the Kedro project root (for the embedded default store).
+
+    Returns:
+        True when the status was set; False when tracking is disabled, the run already ended
+        FAILED/KILLED (for ``FINISHED``), or the store failed.
+
+    Raises:
+        ValueError: ``status`` is not a terminal status.
+    """
+    if status not in TERMINAL_STATUSES:
+        raise ValueError(f"status must be one of {TERMINAL_STATUSES}, got {status!r}")
+    if not params.enabled or not run_id:
+        return False
+    run = TrackedRun(resolve_tracking_uri(params, project_path), run_id)
+
+    def call(client: MlflowClient) -> bool:
+        current_status = client.get_run(run_id).info.status
+        if status == "FINISHED" and current_status in ("FAILED", "KILLED"):
+            logger.info("MLflow: run %s stays %s (not marked FINISHED)", run_id, current_status)
+            return False
+        client.set_terminated(run_id, status)
+        logger.info("MLflow: run %s marked %s", run_id, status)
+        return True
+
+    return bool(_safely(run, f"mark run {run_id} {status}", call))
 
 
 def _log_batch(
