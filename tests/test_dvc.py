@@ -16,6 +16,7 @@ parameter changes the validated tables, and DVC rightly stops the cascade there.
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import re
 import shutil
@@ -224,7 +225,8 @@ class DvcProject:
     env: dict[str, str]
     first_run: set[str] = field(default_factory=set)  # stages the first `dvc repro` ran
 
-    def run(self, *args: str, cwd: Path | None = None) -> str:
+    def run(self, *args: str, cwd: Path | None = None, stdout_only: bool = False) -> str:
+        """Run a command in the repo (or ``cwd``); its stdout (+ stderr); fail on an error."""
         result = subprocess.run(
             args,
             check=False,
@@ -236,10 +238,10 @@ class DvcProject:
         )
         output = result.stdout + result.stderr
         assert result.returncode == 0, f"{' '.join(args)} failed:\n{output[-6000:]}"
-        return output
+        return result.stdout if stdout_only else output
 
-    def dvc(self, *args: str, cwd: Path | None = None) -> str:
-        return self.run(sys.executable, "-m", "dvc", *args, cwd=cwd)
+    def dvc(self, *args: str, cwd: Path | None = None, stdout_only: bool = False) -> str:
+        return self.run(sys.executable, "-m", "dvc", *args, cwd=cwd, stdout_only=stdout_only)
 
     def repro(self) -> set[str]:
         """`dvc repro`; the names of the stages that ran."""
@@ -355,9 +357,16 @@ def test_metrics_show_prints_map_and_plots_show_renders(dvc_project):
     out = dvc_project.root / "plots"
     dvc_project.dvc("plots", "show", "-o", str(out))
     html = (out / "index.html").read_text()
-    for title in ("Validation mAP per epoch", "Training losses per epoch", "Precision-recall"):
-        assert title in html
+    titles = ("Validation mAP50-95 per epoch", "Training losses per epoch", "Precision-recall")
+    assert all(title in html for title in titles)
     assert "datum['class'] === 'all'" in html  # the PR curve's own template
+    # Exactly three charts: no default (row index vs last column) rendering of a plots output.
+    rendered = json.loads(dvc_project.dvc("plots", "show", "--json", stdout_only=True))["data"]
+    assert set(rendered) == {
+        "Training losses per epoch",
+        "data/08_reporting/training_history.csv",
+        "data/08_reporting/pr_curve.csv",
+    }
 
 
 @pytest.mark.integration
