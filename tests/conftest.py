@@ -47,7 +47,9 @@ class NetworkBlockedError(RuntimeError):
 
 def _guard(address) -> None:
     if not _is_local(address):
-        raise NetworkBlockedError(f"network access to {address!r} is blocked in tests (loopback only)")
+        raise NetworkBlockedError(
+            f"network access to {address!r} is blocked in tests (loopback only)"
+        )
 
 
 def _connect(self, address):

@@ -14,12 +14,15 @@ DEFAULT_STRIDES = (8, 16, 32)
 
 
 def make_anchors(
-    feature_maps: Sequence[torch.Tensor], strides: Sequence[int] = DEFAULT_STRIDES, offset: float = 0.5
+    feature_maps: Sequence[torch.Tensor],
+    strides: Sequence[int] = DEFAULT_STRIDES,
+    offset: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Anchor points of all levels, in grid units, and the stride of each.
 
     Args:
-        feature_maps: the head maps ``[B, C, H_i, W_i]`` (only their shapes, dtype and device are used).
+        feature_maps: the head maps ``[B, C, H_i, W_i]`` (only their shapes, dtype and device
+            are used).
         strides: the stride of each level in input pixels.
         offset: position of the point inside its cell (0.5 = centre).
 
@@ -35,11 +38,15 @@ def make_anchors(
         ys = torch.arange(height, device=device, dtype=dtype) + offset
         grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
         points.append(torch.stack((grid_x, grid_y), -1).view(-1, 2))
-        stride_per_anchor.append(torch.full((height * width, 1), float(stride), dtype=dtype, device=device))
+        stride_per_anchor.append(
+            torch.full((height * width, 1), float(stride), dtype=dtype, device=device)
+        )
     return torch.cat(points), torch.cat(stride_per_anchor)
 
 
-def dist2bbox(distances: torch.Tensor, points: torch.Tensor, xywh: bool = True, dim: int = -1) -> torch.Tensor:
+def dist2bbox(
+    distances: torch.Tensor, points: torch.Tensor, xywh: bool = True, dim: int = -1
+) -> torch.Tensor:
     """Distances (l, t, r, b) from ``points`` → boxes, in the same units as the inputs.
 
     ``distances`` and ``points`` broadcast along ``dim`` (size 4 and 2). Returns (cx, cy, w, h)
