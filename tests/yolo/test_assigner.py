@@ -182,7 +182,7 @@ def test_padding_rows_are_ignored_and_batch_equals_per_image() -> None:
     assert int(batched.fg_mask.sum(-1).max()) <= 2 * 10
 
 
-def test_small_gt_without_anchor_centres_gets_no_positives() -> None:
+def test_small_gt_without_anchor_centres_gets_no_positives_under_the_830_rule() -> None:
     anchors = grid_anchors()
     gt_box = [5.0, 5.0, 11.0, 11.0]  # lies between anchor centres 4 and 12
     scores, bboxes = predictions(1, 1, gt_box)
@@ -196,3 +196,32 @@ def test_small_gt_without_anchor_centres_gets_no_positives() -> None:
     )
     assert not result.fg_mask.any()
     assert (result.scores == 0).all()
+
+
+def test_small_gt_widened_for_candidates_gets_the_anchors_nearest_its_centre() -> None:
+    anchors = grid_anchors()
+    gt_box = [5.0, 5.0, 11.0, 11.0]  # 6 px wide: no anchor centre inside; centre (8, 8)
+    scores, bboxes = predictions(1, 1, gt_box)
+    result = TaskAlignedAssigner(num_classes=1, min_candidate_side=16.0)(
+        scores,
+        bboxes,
+        anchors,
+        torch.tensor([[0]]),
+        torch.tensor([[gt_box]]),
+        torch.tensor([[True]]),
+    )
+    positives = anchors[result.fg_mask[0]]
+    assert len(positives) > 0
+    # Only anchors inside the widened 16 x 16 box [0, 16] x [0, 16] qualify.
+    assert ((positives > 0) & (positives < 16)).all()
+    # The regression target stays the real (small) box.
+    assert torch.allclose(result.bboxes[0][result.fg_mask[0]], torch.tensor(gt_box))
+
+
+def test_widen_small_boxes_keeps_the_centre_and_leaves_large_sides_alone() -> None:
+    from yolo_mlops.yolo.assigner import widen_small_boxes
+
+    boxes = torch.tensor([[5.0, 5.0, 11.0, 11.0], [0.0, 10.0, 40.0, 14.0]])
+    widened = widen_small_boxes(boxes, 16.0)
+    assert torch.allclose(widened[0], torch.tensor([0.0, 0.0, 16.0, 16.0]))
+    assert torch.allclose(widened[1], torch.tensor([0.0, 4.0, 40.0, 20.0]))

@@ -76,6 +76,15 @@ def anchors_inside_boxes(
     return (x - x1 > eps) & (y - y1 > eps) & (x2 - x > eps) & (y2 - y > eps)
 
 
+def widen_small_boxes(boxes: torch.Tensor, min_side: float) -> torch.Tensor:
+    """Grow each side of xyxy ``boxes [..., 4]`` shorter than ``min_side`` to ``min_side``, keeping
+    the centre. Used only to choose candidate anchors: a box narrower than the anchor spacing may
+    contain no anchor centre at all and would then never be trained."""
+    centre = (boxes[..., :2] + boxes[..., 2:]) / 2
+    half = ((boxes[..., 2:] - boxes[..., :2]).clamp(min=min_side)) / 2
+    return torch.cat((centre - half, centre + half), -1)
+
+
 class TaskAlignedAssigner(nn.Module):
     """Assign GT boxes to anchors by task alignment (see module docstring).
 
@@ -85,6 +94,10 @@ class TaskAlignedAssigner(nn.Module):
         alpha: exponent of the class score in the alignment metric.
         beta: exponent of the CIoU overlap in the alignment metric.
         eps: numerical guard for the candidate margins and the normalisation.
+        min_candidate_side: for the candidate test only, GT sides shorter than this (input
+            pixels) are widened to it around the box centre, so that boxes smaller than the
+            anchor spacing still get candidates (Ultralytics >= 8.4 uses 16 px, the second
+            stride). 0 keeps the 8.3.0 rule (centre strictly inside the GT box).
     """
 
     def __init__(
@@ -94,6 +107,8 @@ class TaskAlignedAssigner(nn.Module):
         alpha: float = 0.5,
         beta: float = 6.0,
         eps: float = 1e-9,
+        *,
+        min_candidate_side: float = 0.0,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -101,6 +116,7 @@ class TaskAlignedAssigner(nn.Module):
         self.alpha = alpha
         self.beta = beta
         self.eps = eps
+        self.min_candidate_side = min_candidate_side
 
     @torch.no_grad()
     def forward(  # noqa: PLR0917 (the six tensors are the assignment's natural inputs)
@@ -174,8 +190,14 @@ class TaskAlignedAssigner(nn.Module):
                 num_classes=num_classes,
             )
 
-        # Candidates: anchor centre strictly inside a real GT.
-        candidates = anchors_inside_boxes(anchor_points, gt_bboxes, self.eps) & mask_gt[..., None]
+        # Candidates: anchor centre strictly inside a real GT (small GTs widened, see __init__).
+        candidate_boxes = (
+            widen_small_boxes(gt_bboxes, self.min_candidate_side)
+            if self.min_candidate_side > 0
+            else gt_bboxes
+        )
+        candidates = anchors_inside_boxes(anchor_points, candidate_boxes, self.eps)
+        candidates &= mask_gt[..., None]
         b_idx, m_idx, a_idx = candidates.nonzero(as_tuple=True)
         score = score_lookup(b_idx, a_idx, gt_labels[b_idx, m_idx])
         overlap = bbox_ciou(gt_bboxes[b_idx, m_idx], pred_bboxes[b_idx, a_idx]).clamp_(min=0)
