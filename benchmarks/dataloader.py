@@ -20,40 +20,23 @@ import os
 import platform
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import torch
-import yaml
+from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
 
-from yolo_mlops.pipelines.preprocessing.nodes import build_mosaic_inputs
-from yolo_mlops.pipelines.preprocessing.yolo_tables import yolo_folder_tables
 from yolo_mlops.yolo.image_cache import ImageCache
 from yolo_mlops.yolo.loader import build_train_loader
 
 logger = logging.getLogger("benchmarks.dataloader")
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ZIP = ROOT.parent / "shared" / "data" / "coco128.zip"
 REQUIRED_RATIO = 3.0
 
 
 def build_cache(archive: Path, workdir: Path, imgsz: int) -> ImageCache:
     """Extract ``archive`` into ``workdir`` and build its image cache there (train = val)."""
-    with zipfile.ZipFile(archive) as handle:
-        handle.extractall(workdir / "raw")
-    root = next(p.parent.parent for p in (workdir / "raw").rglob("images/train2017"))
-    dataset_yaml = workdir / "dataset.yaml"
-    config = {
-        "path": str(root),
-        "train": "images/train2017",
-        "val": "images/train2017",
-        "names": [f"class{i}" for i in range(80)],
-    }
-    dataset_yaml.write_text(yaml.safe_dump(config))
-    source = build_mosaic_inputs(*yolo_folder_tables(dataset_yaml), {"imgsz": imgsz})
     started = time.perf_counter()
-    cache = source.materialise(workdir / "image_cache")
+    cache = build_coco128_cache(archive, workdir, imgsz)
     logger.info(
         "image cache built in %.1f s (%d images)", time.perf_counter() - started, len(cache)
     )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from overfit_coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
+from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
 
 from yolo_mlops.yolo.ema import ModelEMA
 from yolo_mlops.yolo.engine import LoopState, StepSchedule, train_one_epoch
