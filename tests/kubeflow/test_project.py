@@ -88,13 +88,11 @@ def synthetic_archive(tmp_path: Path) -> Path:
     return zip_dataset(root, tmp_path / "synthetic" / "coco128.zip", top_level="coco128")
 
 
-@pytest.mark.integration
-@pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
-def test_data_pipeline_runs_locally_on_ci_config_in_one_mlflow_run(
-    tmp_path, project_copy, synthetic_archive
-):
+def _run_locally(project: Path, pipeline: str, tmp_path: Path, **arguments) -> tuple:
+    """Compile ``pipeline`` (``--local``, env ci), run it with kfp's SubprocessRunner, and return
+    the MLflow client and the one run every task logged into (asserted to be the only run)."""
     path = compile_project(
-        project_copy, "data", CompileOptions(env="ci", local=True), tmp_path / "local.yaml"
+        project, pipeline, CompileOptions(env="ci", local=True), tmp_path / "local.yaml"
     )
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -102,9 +100,20 @@ def test_data_pipeline_runs_locally_on_ci_config_in_one_mlflow_run(
         raise_on_error=True,
     )
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    load_component_from_file(str(path))(
-        data_source=str(synthetic_archive), mlflow_tracking_uri=tracking_uri
-    )
+    load_component_from_file(str(path))(mlflow_tracking_uri=tracking_uri, **arguments)
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    assert runs[0].data.tags["orchestrator"] == "kubeflow"
+    return client, runs[0]
+
+
+@pytest.mark.integration
+@pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
+def test_data_pipeline_runs_locally_on_ci_config_in_one_mlflow_run(
+    tmp_path, project_copy, synthetic_archive
+):
+    _, run = _run_locally(project_copy, "data", tmp_path, data_source=str(synthetic_archive))
 
     data = project_copy / "data"
     summary = json.loads((data / "08_reporting" / "validation_summary.json").read_text())
@@ -113,11 +122,6 @@ def test_data_pipeline_runs_locally_on_ci_config_in_one_mlflow_run(
     manifest = json.loads((data / "01_raw" / "dataset_manifest.json").read_text())
     assert manifest["source"] == str(synthetic_archive)
 
-    client = MlflowClient(tracking_uri)
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    assert len(runs) == 1, [r.info.run_name for r in runs]
-    (run,) = runs
-    assert run.data.tags["orchestrator"] == "kubeflow"
     assert "data.archive_sha256" in run.data.tags  # logged by the ingest task
     assert any(key.startswith("data/") for key in run.data.metrics)  # by the validate task
     assert run.info.status == "FINISHED"  # by validate, the sink task
@@ -128,18 +132,11 @@ def test_data_pipeline_runs_locally_on_ci_config_in_one_mlflow_run(
 def test_training_pipeline_runs_locally_on_ci_config_in_one_mlflow_run(
     tmp_path, project_copy, synthetic_archive
 ):
-    path = compile_project(
-        project_copy, "training", CompileOptions(env="ci", local=True), tmp_path / "local.yaml"
-    )
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(tmp_path / "kfp_root"),
-        raise_on_error=True,
-    )
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    load_component_from_file(str(path))(
+    client, run = _run_locally(
+        project_copy,
+        "training",
+        tmp_path,
         data_source=str(synthetic_archive),
-        mlflow_tracking_uri=tracking_uri,
         imgsz=64,
         epochs=1,
         batch=4,
@@ -153,11 +150,6 @@ def test_training_pipeline_runs_locally_on_ci_config_in_one_mlflow_run(
     registration = json.loads((data / "08_reporting" / "registration.json").read_text())
     assert "kfp-local-yolo" in json.dumps(registration)
 
-    client = MlflowClient(tracking_uri)
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    assert len(runs) == 1, [r.info.run_name for r in runs]
-    (run,) = runs
-    assert run.data.tags["orchestrator"] == "kubeflow"
     assert any(key.startswith("eval/") for key in run.data.metrics)  # by the evaluate task
     assert run.info.status == "FINISHED"  # by register, the sink task
     (version,) = client.search_model_versions("name='kfp-local-yolo'")
