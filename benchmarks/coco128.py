@@ -12,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from yolo_mlops.pipelines.preprocessing.nodes import build_mosaic_inputs
-from yolo_mlops.pipelines.preprocessing.yolo_tables import yolo_folder_tables
-from yolo_mlops.yolo.image_cache import ImageCache
+from yolo_mlops.ingestion.tables import dataset_tables
+from yolo_mlops.pipelines.preprocess.nodes import build_image_cache
+from yolo_mlops.yolo.data.image_cache import ImageCache
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ZIP = ROOT.parent / "shared" / "data" / "coco128.zip"
@@ -49,5 +49,10 @@ def build_coco128_cache(archive: Path, workdir: Path, imgsz: int, images: int = 
             }
         )
     )
-    source = build_mosaic_inputs(*yolo_folder_tables(dataset_yaml), {"imgsz": imgsz})
-    return source.materialise(workdir / "image_cache")
+    return build_cache_from_dataset_yaml(dataset_yaml, workdir / "image_cache", imgsz)
+
+
+def build_cache_from_dataset_yaml(dataset_yaml: Path, cache_dir: Path, imgsz: int) -> ImageCache:
+    """The image cache (long side ``imgsz``) of the YOLO-folder dataset ``dataset_yaml``."""
+    source = build_image_cache(*dataset_tables(dataset_yaml), {"imgsz": imgsz})
+    return source.materialise(cache_dir)

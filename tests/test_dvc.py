@@ -15,6 +15,7 @@ parameter changes the validated tables, and DVC rightly stops the cascade there.
 
 from __future__ import annotations
 
+import ast
 import filecmp
 import json
 import os
@@ -33,7 +34,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.pipeline import Pipeline
 
 from tests.conftest import COCO128_ZIP, PROJECT_ROOT
-from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
+from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
 from yolo_mlops.pipeline_registry import register_pipelines, stage_pipelines
 
 DVC_YAML = PROJECT_ROOT / "dvc.yaml"
@@ -98,12 +99,51 @@ def _param_files(env: str, block: str) -> set[str]:
 
 
 def _tracked_params(stage: dict) -> set[tuple[str, str]]:
-    """(file, top-level block) pairs a dvc.yaml stage tracks."""
+    """(file, dotted key) pairs a dvc.yaml stage tracks."""
     tracked = set()
     for entry in stage.get("params", []):
         for path, keys in entry.items():
-            tracked.update((path, key.split(".")[0]) for key in keys)
+            tracked.update((path, key) for key in keys)
     return tracked
+
+
+def _covers(tracked_key: str, read_key: str) -> bool:
+    """A tracked key covers a read key when it is the key itself or one of its parents."""
+    return read_key == tracked_key or read_key.startswith(f"{tracked_key}.")
+
+
+def _module_file(module: str) -> Path | None:
+    """The source file of a ``yolo_mlops`` module (package → its ``__init__.py``)."""
+    base = PROJECT_ROOT / "src" / Path(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_project_files(module: str) -> set[Path]:
+    """Every ``yolo_mlops`` source file ``module`` imports, transitively (static, via ``ast``).
+
+    ``from package import name`` counts the submodule ``package.name`` when it exists, else the
+    package's ``__init__``; package ``__init__`` files reached only as parents are not followed
+    (they hold re-exports, not behaviour).
+    """
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        current = todo.pop()
+        path = _module_file(current)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names if a.name.startswith("yolo_mlops")]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("yolo_mlops"):
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    todo.append(sub if _module_file(sub) else node.module)
+    return seen
 
 
 # ----------------------------------------------------------------------------- drift tests
@@ -178,20 +218,47 @@ def test_stage_deps_exist_or_are_outputs_of_another_stage():
             assert (PROJECT_ROOT / dep).exists() or dep in produced, f"{name}: no such dep {dep}"
 
 
-def test_stage_params_track_every_block_its_nodes_read_in_base_and_ci():
+def test_stage_params_track_every_key_its_nodes_read_in_base_and_ci():
     stages = _dvc_stages()
     for stage, pipeline in _stages_by_pipeline().values():
-        blocks = {
-            ds.removeprefix("params:").split(".")[0]
-            for ds in pipeline.inputs()
-            if ds.startswith("params:")
-        }
+        keys = {ds.removeprefix("params:") for ds in pipeline.inputs() if ds.startswith("params:")}
         tracked = _tracked_params(stages[stage])
-        for block in blocks:
+        for key in keys:
+            block = key.split(".")[0]
             files = _param_files("base", block) | _param_files("ci", block)
             assert files, f"no parameters file defines '{block}'"
-            missing = {(path, block) for path in files} - tracked
-            assert not missing, f"dvc.yaml stage '{stage}' does not track {sorted(missing)}"
+            for path in files:
+                assert any(p == path and _covers(k, key) for p, k in tracked), (
+                    f"dvc.yaml stage '{stage}' does not track {key} in {path}"
+                )
+
+
+def test_stage_code_deps_cover_every_module_its_nodes_import():
+    stages = _dvc_stages()
+    for stage, pipeline in _stages_by_pipeline().values():
+        deps = _paths(stages[stage].get("deps", []))
+        modules = {node.func.__module__ for node in pipeline.nodes}
+        files = set().union(*(_imported_project_files(m) for m in modules))
+        for file in sorted(files):
+            relative = file.relative_to(PROJECT_ROOT).as_posix()
+            if file.name == "__init__.py" and file.stat().st_size < 2000:
+                continue  # package markers and re-exports
+            if relative.startswith("src/yolo_mlops/tracking/") and stage != "register":
+                continue  # logging to MLflow changes no output file of the stage
+            assert any(relative == d or relative.startswith(f"{d}/") for d in deps), (
+                f"dvc.yaml stage '{stage}' runs code in {relative} but does not depend on it"
+            )
+
+
+def test_stage_code_deps_are_narrow_a_plot_or_preview_change_retrains_nothing():
+    deps = {name: _paths(stage.get("deps", [])) for name, stage in _dvc_stages().items()}
+    plots = "src/yolo_mlops/yolo/eval/plots.py"
+    for stage in ("preprocess", "train"):
+        assert not any(plots == d or plots.startswith(f"{d}/") for d in deps[stage]), stage
+    preview = {
+        (p, k) for p, k in _tracked_params(_dvc_stages()["train"]) if k.startswith("preprocessing")
+    }
+    assert {k for _, k in preview} == {"preprocessing.augment"}
 
 
 def _git_ignored(path: str) -> bool:
@@ -408,3 +475,18 @@ def test_validation_parameter_change_reruns_validation_and_downstream(dvc_projec
     )
     assert summary["rows_dropped_by_code"]  # the nudged box is dropped now
     dvc_project.commit("data_validation.tolerance=0.001")
+
+
+@pytest.mark.integration
+def test_preview_or_plot_changes_retrain_nothing(dvc_project):
+    preprocessing = dvc_project.repo / "conf/ci/parameters_preprocessing.yml"
+    text = preprocessing.read_text()
+    assert "    tile_size: 96\n" in text
+    preprocessing.write_text(text.replace("    tile_size: 96\n", "    tile_size: 64\n"))
+    # the image cache comes out byte-identical, so nothing downstream of it runs again
+    assert dvc_project.repro() == {"preprocess"}
+    dvc_project.commit("preprocessing.preview.tile_size=64")
+    plots = dvc_project.repo / "src/yolo_mlops/yolo/eval/plots.py"
+    plots.write_text(plots.read_text() + "\n# a change to the report plots\n")
+    assert dvc_project.repro() == {"evaluate"}
+    dvc_project.commit("plots.py changed")

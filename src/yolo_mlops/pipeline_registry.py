@@ -1,35 +1,34 @@
 """Project pipelines.
 
+One name per stage, shared by its folder under ``pipelines/``, its registered pipeline, its node
+tag, its DVC stage and its Kubeflow task: ``ingest``, ``validate``, ``preprocess``, ``train``,
+``evaluate``, ``register``. Two chains: ``data`` (ingest + validate) and ``end_to_end`` (all six
+stages), which is also registered as ``training`` (the README's entry point) and ``__default__``.
+
 The stage pipelines are imported explicitly (not discovered with ``find_pipelines``): Kedro 1.7's
-discovery loads only the folders named on the command line, and our user-facing pipelines are
-chains of several folders. The chains: ``data`` (ingestion + validation) and ``training`` (the
-whole chain, also the default). The training stage alone (the ``pipelines/training`` folder) is
-registered as ``train``, since ``training`` names the whole chain. ``evaluation`` run alone reads
-its checkpoint from a parameter instead of the ``train`` stage's output.
+discovery loads only the folders named on the command line, and the chains span several folders.
+``evaluate`` run alone reads its checkpoint from ``evaluation.checkpoint`` instead of the
+``train`` stage's output.
 """
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from yolo_mlops.pipelines import (
-    data_ingestion,
-    data_validation,
-    evaluation,
-    preprocessing,
-    register,
-    training,
-)
+from yolo_mlops.pipelines import evaluate, ingest, preprocess, register, train, validate
+
+#: The stages in run order (= the DVC stages and the Kubeflow tasks).
+STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "register")
 
 
 def stage_pipelines() -> dict[str, Pipeline]:
     """The stage pipelines in run order, keyed by their registered names (= DVC/KFP stages)."""
     return {
-        "data_ingestion": data_ingestion.create_pipeline(),
-        "data_validation": data_validation.create_pipeline(),
-        "preprocessing": preprocessing.create_pipeline(),
-        "train": training.create_pipeline(),
-        "evaluation": evaluation.create_pipeline(),
+        "ingest": ingest.create_pipeline(),
+        "validate": validate.create_pipeline(),
+        "preprocess": preprocess.create_pipeline(),
+        "train": train.create_pipeline(),
+        "evaluate": evaluate.create_pipeline(),
         "register": register.create_pipeline(),
     }
 
@@ -42,10 +41,11 @@ def register_pipelines() -> dict[str, Pipeline]:
     """
     stages = stage_pipelines()
     pipelines = dict(stages)
-    pipelines["data"] = stages["data_ingestion"] + stages["data_validation"]
-    pipelines["training"] = sum(stages.values(), start=Pipeline([]))
-    pipelines["__default__"] = pipelines["training"]
-    # Run alone, evaluation takes its checkpoint from `evaluation.checkpoint` (default: the
+    pipelines["data"] = stages["ingest"] + stages["validate"]
+    pipelines["end_to_end"] = sum(stages.values(), start=Pipeline([]))
+    pipelines["training"] = pipelines["end_to_end"]
+    pipelines["__default__"] = pipelines["end_to_end"]
+    # Run alone, evaluate takes its checkpoint from `evaluation.checkpoint` (default: the
     # trained best.pt), so any checkpoint, ours or Ultralytics', can be evaluated.
-    pipelines["evaluation"] = evaluation.create_pipeline(standalone=True)
+    pipelines["evaluate"] = evaluate.create_pipeline(standalone=True)
     return pipelines

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 REPORTING_DIR = "data/08_reporting"
 ARTIFACT_DIR = "reports"
 
-# Contract defaults (CONTRACTS.md), used only when the catalog cannot tell.
+# Defaults of conf/base/catalog_*.yml, used only when the catalog cannot tell.
 KNOWN_REPORTS: Mapping[str, str] = {
     "validation_summary": "data/08_reporting/validation_summary.json",
     "label_problems": "data/08_reporting/label_problems.csv",

@@ -1,0 +1,99 @@
+"""Letterbox: fit an image into a fixed canvas without distorting it, and map boxes both ways.
+
+Convention (shared with ``postprocess.scale_boxes``): ``input_px = orig_px * gain + pad`` where
+``pad = (pad_x, pad_y)`` are the integer left/top borders. Integer pads make the inverse exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True)
+class LetterboxResult:
+    """Output of :func:`letterbox`.
+
+    Attributes:
+        image: HWC uint8 canvas of shape ``(out_h, out_w, C)``.
+        gain: scale applied to the source image (same on both axes).
+        pad: ``(pad_x, pad_y)`` left/top border in pixels.
+    """
+
+    image: np.ndarray
+    gain: float
+    pad: tuple[int, int]
+
+
+def letterbox(
+    image: np.ndarray,
+    new_shape: int | tuple[int, int],
+    scaleup: bool = False,
+    center: bool = True,
+    pad_value: int = PAD_VALUE,
+) -> LetterboxResult:
+    """Resize ``image`` (HWC uint8) to fit ``new_shape`` (h, w) keeping its aspect, then pad.
+
+    Args:
+        image: HWC uint8 image.
+        new_shape: canvas size, an int for a square canvas or ``(h, w)``.
+        scaleup: allow enlarging (training); ``False`` only shrinks (evaluation, design §5).
+        center: pad both sides equally (left/top get the rounded-down half); else right/bottom.
+        pad_value: grey level of the border (114 as in the spec).
+    """
+    out_h, out_w = (new_shape, new_shape) if isinstance(new_shape, int) else new_shape
+    height, width = image.shape[:2]
+    gain = min(out_h / height, out_w / width)
+    if not scaleup:
+        gain = min(gain, 1.0)
+    new_w, new_h = round(width * gain), round(height * gain)
+    new_w, new_h = min(max(new_w, 1), out_w), min(max(new_h, 1), out_h)
+    if (new_w, new_h) != (width, height):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    pad_x = (out_w - new_w) // 2 if center else 0
+    pad_y = (out_h - new_h) // 2 if center else 0
+    canvas = np.full((out_h, out_w, *image.shape[2:]), pad_value, dtype=image.dtype)
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = image
+    return LetterboxResult(canvas, float(gain), (int(pad_x), int(pad_y)))
+
+
+def letterbox_boxes(boxes: np.ndarray, gain: float, pad: tuple[float, float]) -> np.ndarray:
+    """Map xyxy pixel boxes ``[n, 4]`` of the source image into the letterboxed canvas."""
+    out = np.asarray(boxes, dtype=np.float32) * gain
+    out[:, 0::2] += pad[0]
+    out[:, 1::2] += pad[1]
+    return out
+
+
+def unletterbox_boxes(
+    boxes: np.ndarray, gain: float, pad: tuple[float, float], shape: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Inverse of :func:`letterbox_boxes`; clipped to the source ``shape = (h, w)`` if given."""
+    out = np.asarray(boxes, dtype=np.float32).copy()
+    out[:, 0::2] -= pad[0]
+    out[:, 1::2] -= pad[1]
+    out /= gain
+    if shape is not None:
+        out[:, 0::2] = out[:, 0::2].clip(0, shape[1])
+        out[:, 1::2] = out[:, 1::2].clip(0, shape[0])
+    return out
+
+
+def resized_shape(height: int, width: int, imgsz: int) -> tuple[int, int]:
+    """``(h, w)`` with the long side at ``imgsz``: ``min(ceil(side·r), imgsz)`` (design §5)."""
+    ratio = imgsz / max(height, width)
+    return min(math.ceil(height * ratio), imgsz), min(math.ceil(width * ratio), imgsz)
+
+
+def resize_long_side(image: np.ndarray, imgsz: int) -> np.ndarray:
+    """Resize HWC ``image`` so its long side is ``imgsz`` (aspect kept, INTER_LINEAR, design §5)."""
+    height, width = image.shape[:2]
+    new_h, new_w = resized_shape(height, width, imgsz)
+    if (new_h, new_w) == (height, width):
+        return image
+    return cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
