@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from yolo_mlops.data.paths import project_root
+from yolo_mlops.ingestion.paths import project_root
 from yolo_mlops.params import parse_params
 from yolo_mlops.tracking import registry
 from yolo_mlops.tracking import run as tracking_run

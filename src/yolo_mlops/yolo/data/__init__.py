@@ -1,0 +1,1 @@
+"""Training data: the image cache, letterbox, augmentation (mosaic, perspective, HSV), loaders."""

@@ -1,0 +1,1 @@
+"""Evaluation: validation loop, detection metrics, the COCO cross-check and report plots."""

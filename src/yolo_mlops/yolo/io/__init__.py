@@ -1,0 +1,1 @@
+"""Checkpoints: our format, the Ultralytics import, conversion."""

@@ -1,0 +1,1 @@
+"""Training: the trainer, epoch loop, state, optimizer, EMA, loss, label assignment, DDP."""
