@@ -163,7 +163,7 @@ def drift(stages: dict[str, dict]) -> list[str]:
     for name, (stage, pipeline) in by_pipeline.items():
         if stage not in stages:
             continue
-        if stages[stage].get("cmd") != f"python -m kedro run --pipeline {name}":
+        if stages[stage].get("cmd") != f"python -m kedro run --pipelines {name}":
             problems.append(f"{stage}: cmd {stages[stage].get('cmd')!r} does not run '{name}'")
         written = {_catalog_path(catalog[ds]) for ds in pipeline.all_outputs() if ds in catalog}
         if stage == "ingest":
@@ -187,7 +187,7 @@ def test_drift_is_reported_for_a_missing_out_an_extra_out_and_a_wrong_cmd():
     stages = _dvc_stages()
     stages["evaluate"]["outs"] = [o for o in stages["evaluate"]["outs"] if "per_class" not in o]
     stages["train"]["outs"].append("data/06_models/extra.pt")
-    stages["register"]["cmd"] = "python -m kedro run --pipeline evaluation"
+    stages["register"]["cmd"] = "python -m kedro run --pipelines evaluation"
     problems = "\n".join(drift(stages))
     assert "per_class_metrics.csv" in problems
     assert "data/06_models/extra.pt" in problems

@@ -22,7 +22,7 @@ import yaml
 from kedro.framework.hooks import hook_impl
 
 from yolo_mlops.params import parse_params
-from yolo_mlops.tracking import lineage, reports
+from yolo_mlops.tracking import lineage, reports, ui
 from yolo_mlops.tracking import run as tracking_run
 from yolo_mlops.tracking.config import TrackingParams
 from yolo_mlops.tracking.params_flatten import flatten, flatten_for_mlflow
@@ -72,10 +72,13 @@ class MlflowTrackingHook:
             **lineage.data_tags(project_path),
             **lineage.runtime_tags(flat),
         }
-        run_name = settings.run_name or f"{pipeline_name}-{session_id}".rstrip("-")
+        run_name = settings.run_name or ui.run_name(
+            pipeline_name, flat, session_id, ui.pipeline_trains(pipeline)
+        )
         run = tracking_run.start_or_join(settings, project_path, run_name, tags)
         if run is None:
             return
+        ui.tag_experiment(run.client, run.run_id)
         mlflow_params, truncated = flatten_for_mlflow(params, settings.max_param_length)
         if truncated:
             logger.info("MLflow: truncated long params %s (full values in params.yaml)", truncated)

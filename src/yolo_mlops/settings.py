@@ -3,12 +3,17 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
+from yolo_mlops.console import ConsoleHook
 from yolo_mlops.hooks import MlflowTrackingHook
 from yolo_mlops.param_validation import ParameterValidationHook
+from yolo_mlops.tracking.summary_hook import RunSummaryHook
 
-# Parameters are validated as soon as the context exists; the tracking hook owns one MLflow run
-# per `kedro run` (see hooks.py).
-HOOKS = (ParameterValidationHook(), MlflowTrackingHook())
+# The console switches to Rich on a terminal (console.py). Parameters are validated as soon as
+# the context exists; the tracking hook owns one MLflow run per `kedro run` (see hooks.py); the
+# summary hook ends every run with a summary block. Pluggy calls the hook registered last first:
+# the summary hook comes before the tracking hook so that it sees the run started and logs
+# after the run ended.
+HOOKS = (ConsoleHook(), ParameterValidationHook(), RunSummaryHook(), MlflowTrackingHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

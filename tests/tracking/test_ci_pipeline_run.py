@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_datase
 
 @pytest.mark.integration
 def test_ci_run_gives_one_run_with_params_epochs_artifacts_tags_and_a_version(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, caplog
 ):
     project = tmp_path / "project"
     (project / "src").mkdir(parents=True)
@@ -34,6 +35,7 @@ def test_ci_run_gives_one_run_with_params_epochs_artifacts_tags_and_a_version(
     monkeypatch.chdir(project)
     bootstrap_project(project)
 
+    caplog.set_level(logging.INFO, logger="yolo_mlops")
     with KedroSession.create(project_path=project, env="ci") as session:
         session.run()
 
@@ -70,3 +72,20 @@ def test_ci_run_gives_one_run_with_params_epochs_artifacts_tags_and_a_version(
     version = client.get_model_version_by_alias("yolo11n-coco128", "challenger")
     assert str(version.version) == registration["version"]
     assert version.tags["dataset_sha256"] == manifest["sha256"]
+
+    # The registry review: the logged model in the run's experiment, a model card, a dataset.
+    assert run.info.run_name.startswith("yolo11n-96px-2ep-")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    (logged,) = client.search_logged_models([experiment.experiment_id])
+    assert logged.source_run_id == run_id and logged.name == "yolo11n-coco128"
+    assert [output.model_id for output in run.outputs.model_outputs] == [logged.model_id]
+    assert "eval/mAP50-95" in {metric.key for metric in logged.metrics}
+    assert "Gate decision: promoted" in version.description
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["coco128"]
+
+    # The summary block closes the run.
+    (block,) = [r.getMessage() for r in caplog.records if "run summary" in r.getMessage()]
+    assert "__default__ (env ci) FINISHED" in block
+    assert "data/06_models/best.pt" in block and "data/06_models/last.pt" in block
+    assert f"({run_id})" in block and "mAP50-95 " in block
+    assert f"yolo11n-coco128: champion → v{version.version}" in block

@@ -31,7 +31,7 @@ _CHUNK = 1 << 20
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _OFFLINE_HINT = (
     "If this machine is offline, point the source at a local copy, e.g. "
-    "`kedro run --pipeline data --params data_ingestion.source=/path/to/coco128.zip` "
+    "`kedro run --pipelines data --params data_ingestion.source=/path/to/coco128.zip` "
     "(a .zip/.tar file, a file:// URL or a folder holding the extracted dataset)."
 )
 

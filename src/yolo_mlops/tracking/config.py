@@ -38,7 +38,8 @@ class TrackingParams:
             ``fail`` raises :class:`TrackingUnavailableError`, ``warn`` logs a warning and the
             run continues untracked.
         health_timeout_s: seconds to wait for ``GET <server>/health``.
-        run_name: MLflow run name; ``None`` means ``<pipeline>-<kedro session id>``.
+        run_name: MLflow run name; ``None`` means ``yolo11<scale>-<imgsz>px-<epochs>ep-<id>``
+            for a pipeline that trains, else ``<pipeline>-<id>`` (see ``tracking/ui.py``).
         max_param_length: longer parameter values are truncated (the full values are in the
             ``params.yaml`` artifact); ``None`` means MLflow's own limit (6000 characters).
     """

@@ -2,8 +2,11 @@
 
 Registry review uses aliases and tags only (stages are deprecated in MLflow 3):
 
-- every new version gets the alias ``challenger`` and the tags ``mAP50``, ``mAP50-95``,
-  ``dataset_sha256``, ``run_id``, ``git_commit``;
+- the logged model is created in the run's experiment, named after the registered model, and
+  is the run's output (the UI's "Logged models"), with the evaluation metrics;
+- every new version gets the alias ``challenger``, the tags ``precision``, ``recall``,
+  ``mAP50``, ``mAP50-95``, ``speed_ms/inference``, ``dataset_sha256``, ``run_id``,
+  ``git_commit``, and a model card as its description (:mod:`.model_card`, :mod:`.registry_review`);
 - the gate moves ``champion`` to the new version when its mAP50-95 clears the absolute floor
   ``min_map50_95`` AND beats the current champion's by at least ``min_improvement`` (strictly
   better when the margin is 0); with no champion yet, clearing the floor is enough. The decision
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -26,11 +30,12 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus, Metric
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
 import yolo_mlops
-from yolo_mlops.tracking import lineage, pyfunc_model
+from yolo_mlops.tracking import lineage, model_card, pyfunc_model, registry_review, reports
 from yolo_mlops.tracking.run import TrackedRun, using_tracking_uri
 
 logger = logging.getLogger(__name__)
@@ -44,6 +49,7 @@ PINNED_PACKAGES = (
     "mlflow",
     "pyyaml",
 )
+EVAL_PREFIX = "eval"  # the hook logs metrics.json as eval/<key> (hooks.py)
 ENTRY_FILE = Path(pyfunc_model.__file__).with_name("pyfunc_entry.py")
 
 
@@ -92,12 +98,15 @@ def decide_promotion(
     if champion is None:
         return verdict(True, "no current champion with a mAP50-95 tag; floor cleared")
     gain = challenger - champion
+    versus = f"mAP50-95 {challenger:.4f} vs champion v{champion_version}'s {champion:.4f}"
     if gain > 0 and gain >= policy.min_improvement:
-        return verdict(True, f"beats champion v{champion_version} by {gain:+.4f}")
+        return verdict(True, f"{versus}: better by {gain:+.4f}")
+    if gain <= 0:
+        return verdict(False, f"{versus}: not strictly better ({gain:+.4f})")
     return verdict(
         False,
-        f"improvement {gain:+.4f} over champion v{champion_version} "
-        f"does not reach {policy.min_improvement:.4f}",
+        f"{versus}: better by {gain:+.4f}, less than the required margin "
+        f"{policy.min_improvement:.4f}",
     )
 
 
@@ -151,6 +160,31 @@ def _write_inference_checkpoint(checkpoint: Mapping[str, Any], folder: Path) -> 
     )
 
 
+def _champion_metrics(client: MlflowClient, name: str, version: str | None) -> dict[str, float]:
+    """The champion's headline metrics from its version tags (older versions: fewer)."""
+    if version is None:
+        return {}
+    try:
+        tags = client.get_model_version(name, version).tags
+    except MlflowException:
+        return {}
+    return {key: _metric(tags, key) for key, *_ in model_card.HEADLINE_METRICS if key in tags}
+
+
+def _ensure_eval_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, Any]) -> None:
+    """Put the evaluation metrics on the run at step 0 when the hook has not (a standalone
+    ``register`` run). ``Model.log`` copies a run's step-0 metrics to the logged model."""
+    existing = client.get_run(run_id).data.metrics
+    now = int(time.time() * 1000)
+    missing = [
+        Metric(key, value, now, 0)
+        for key, value in reports.numeric_items(metrics, EVAL_PREFIX).items()
+        if key not in existing and math.isfinite(value)
+    ]
+    if missing:
+        client.log_batch(run_id, metrics=missing)
+
+
 def log_and_register(
     run: TrackedRun,
     checkpoint: Mapping[str, Any],
@@ -161,8 +195,14 @@ def log_and_register(
     challenger_alias: str = "challenger",
     champion_alias: str = "champion",
     predict_defaults: Mapping[str, Any] | None = None,
+    project_path: Path | None = None,
 ) -> dict[str, Any]:
     """Log ``checkpoint`` as a pyfunc model in ``run``, register it, apply the gate.
+
+    The logged model is created in the run's own experiment, named ``model_name``, linked to
+    the run as its output and carries the run's step-0 metrics (the evaluation metrics). The
+    version gets a model card as its description (see :mod:`yolo_mlops.tracking.model_card`)
+    and the run the dataset as a dataset input.
 
     Args:
         run: the pipeline's run (its store is also the registry).
@@ -171,22 +211,38 @@ def log_and_register(
         model_name: registered model name.
         policy: promotion thresholds.
         predict_defaults: defaults of the predict params ``conf``, ``iou``, ``max_det``.
+        project_path: the Kedro project root (dataset manifest, validation summary); cwd if None.
 
     Returns:
         The registration record (JSON-able): model name, version, URIs, aliases, decision.
     """
+    project_path = Path(project_path or Path.cwd())
     client = MlflowClient(tracking_uri=run.uri)
-    run_tags = client.get_run(run.run_id).data.tags
-    dataset_sha = run_tags.get("data.archive_sha256") or lineage.dataset_sha256(Path.cwd())
-    git_commit = run_tags.get("git.commit") or lineage.git_tags(Path.cwd())["git.commit"]
+    mlflow_run = client.get_run(run.run_id)
+    run_tags, run_params = mlflow_run.data.tags, mlflow_run.data.params
+    experiment_id = mlflow_run.info.experiment_id
+    dataset_sha = run_tags.get("data.archive_sha256") or lineage.dataset_sha256(project_path)
+    git_commit = run_tags.get("git.commit") or lineage.git_tags(project_path)["git.commit"]
     map50, map50_95 = _metric(metrics, "mAP50"), _metric(metrics, "mAP50-95")
+    headline = {key: _metric(metrics, key) for key, *_ in model_card.HEADLINE_METRICS}
     signature = pyfunc_model.model_signature(**dict(predict_defaults or {}))
 
+    _ensure_eval_metrics(client, run.run_id, metrics)
+    # Created here, in the run's experiment: Model.log alone would create it in the fluent
+    # API's current experiment ("Default" when none is set), away from its run.
+    logged = client.create_logged_model(
+        experiment_id,
+        name=model_name,
+        source_run_id=run.run_id,
+        tags={"mAP50": str(map50), "mAP50-95": str(map50_95), "git_commit": git_commit},
+        model_type="object-detection",
+    )
     with tempfile.TemporaryDirectory() as tmp, using_tracking_uri(run.uri):
         ckpt_path = _write_inference_checkpoint(checkpoint, Path(tmp))
         info = Model.log(
             artifact_path=None,
-            name="model",
+            name=model_name,
+            model_id=logged.model_id,
             flavor=mlflow.pyfunc,
             python_model=str(ENTRY_FILE),
             artifacts={"checkpoint": str(ckpt_path)},
@@ -196,14 +252,16 @@ def log_and_register(
             pip_requirements=pinned_requirements(),
             registered_model_name=model_name,
             run_id=run.run_id,
-            tags={"mAP50": map50, "mAP50-95": map50_95},
         )
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
     version = str(info.registered_model_version)
     logger.info("MLflow: logged model %s, registered %s v%s", info.model_uri, model_name, version)
 
     champion_version, champion_value = _champion(client, model_name, champion_alias)
+    champion_metrics = _champion_metrics(client, model_name, champion_version)
     decision = decide_promotion(map50_95, champion_value, policy, champion_version)
     version_tags = {
+        **{key: value for key, value in headline.items() if math.isfinite(value)},
         "mAP50": map50,
         "mAP50-95": map50_95,
         "dataset_sha256": dataset_sha or lineage.UNKNOWN,
@@ -223,7 +281,34 @@ def log_and_register(
     if decision.promoted:
         client.set_registered_model_alias(model_name, champion_alias, version)
         aliases.append(champion_alias)
-    logger.info("MLflow: promotion gate for %s v%s: %s", model_name, version, decision.reason)
+
+    facts = registry_review.dataset_facts(project_path, run_tags)
+    registry_review.log_dataset_input(client, run.run_id, project_path, facts)
+    card = model_card.ModelCard(
+        model_name=model_name,
+        version=version,
+        run_id=run.run_id,
+        experiment_id=experiment_id,
+        run_name=mlflow_run.info.run_name or run.run_id,
+        metrics=headline,
+        promoted=decision.promoted,
+        reason=decision.reason,
+        champion_version=champion_version,
+        champion_metrics=champion_metrics,
+        challenger_alias=challenger_alias,
+        champion_alias=champion_alias,
+        dataset=facts,
+        base_weights=registry_review.base_weights(run_params, run_tags),
+        recipe=registry_review.recipe_line(run_params),
+        git_commit=git_commit,
+        git_dirty=run_tags.get("git.dirty"),
+        logged_model_id=logged.model_id,
+    )
+    registry_review.describe(
+        client, card, min_map50_95=policy.min_map50_95, min_improvement=policy.min_improvement
+    )
+    transition = model_card.transition(card)
+    logger.info("MLflow: %s v%s: %s", model_name, version, transition)
 
     client.set_tag(run.run_id, "registry.model_name", model_name)
     client.set_tag(run.run_id, "registry.version", version)
@@ -239,10 +324,13 @@ def log_and_register(
         "version": version,
         "model_uri": f"models:/{model_name}/{version}",
         "logged_model_uri": info.model_uri,
+        "logged_model_id": logged.model_id,
         "run_id": run.run_id,
+        "experiment_id": experiment_id,
         "tracking_uri": run.uri,
         "aliases": aliases,
-        "metrics": {"mAP50": _finite(map50), "mAP50-95": _finite(map50_95)},
+        "transition": transition,
+        "metrics": {key: _finite(value) for key, value in headline.items()},
         "dataset_sha256": dataset_sha,
         "git_commit": git_commit,
         "promotion": {k: _finite(v) for k, v in asdict(decision).items()},

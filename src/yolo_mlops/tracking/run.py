@@ -189,7 +189,7 @@ def _unreachable(params: TrackingParams, reason: str) -> None:
     logger.warning(
         "MLflow tracking store is unreachable (%s): this pipeline run continues UNTRACKED "
         "(tracking.on_unreachable: warn). Register the model later with "
-        "`kedro run --pipeline register`.",
+        "`kedro run --pipelines register`.",
         reason,
     )
 

@@ -42,7 +42,7 @@ def test_register_model_skips_with_a_reason_when_untracked(caplog):
     record = register_model({}, {"mAP50-95": 0.3}, {"model_name": "m"})
     assert record["status"] == "skipped"
     assert "no MLflow run" in record["reason"]
-    assert "kedro run --pipeline register" in caplog.text
+    assert "kedro run --pipelines register" in caplog.text
 
 
 @pytest.fixture

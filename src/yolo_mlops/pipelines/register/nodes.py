@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from yolo_mlops.ingestion.paths import project_root
 from yolo_mlops.params import parse_params
 from yolo_mlops.tracking import registry
 from yolo_mlops.tracking import run as tracking_run
@@ -47,7 +48,7 @@ def register_model(
         The registration record for ``data/08_reporting/registration.json``. When the pipeline
         runs untracked (store unreachable under ``tracking.on_unreachable: warn``, or tracking
         disabled) nothing is registered and the record says ``status: skipped`` with the reason;
-        the checkpoint stays in ``data/06_models`` and ``kedro run --pipeline register`` can
+        the checkpoint stays in ``data/06_models`` and ``kedro run --pipelines register`` can
         register it later.
     """
     settings = parse_params(RegisterParams, params, "register")
@@ -55,7 +56,7 @@ def register_model(
     if run is None:
         reason = "no MLflow run (tracking disabled or store unreachable)"
         logger.warning(
-            "register_model: %s; model NOT registered. Run `kedro run --pipeline register` "
+            "register_model: %s; model NOT registered. Run `kedro run --pipelines register` "
             "once the tracking store is reachable.",
             reason,
         )
@@ -73,4 +74,5 @@ def register_model(
             "iou": settings.predict.iou,
             "max_det": settings.predict.max_det,
         },
+        project_path=project_root(),
     )

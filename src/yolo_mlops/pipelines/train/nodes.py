@@ -35,6 +35,31 @@ def tracking_callback() -> EpochCallback | None:
     return on_epoch_end
 
 
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def eta_callback(epochs: int) -> EpochCallback:
+    """``on_epoch_end`` that logs the time left (mean epoch time so far × epochs left).
+
+    With progress bars off (CI, ``dvc repro``) this line and the trainer's own epoch line are
+    the only sign of life, so each one says when the run will end.
+    """
+    seconds: list[float] = []
+
+    def on_epoch_end(epoch: int, row: dict[str, float]) -> None:
+        seconds.append(float(row.get("time/epoch", 0.0)))
+        mean = sum(seconds) / len(seconds)
+        left = max(epochs - epoch, 0)
+        logger.info(
+            "epoch %d/%d done: %.1f s/epoch, ETA %s", epoch, epochs, mean, _duration(mean * left)
+        )
+
+    return on_epoch_end
+
+
 def train_model(
     image_cache: Any,
     parameters: dict[str, Any],
@@ -49,7 +74,7 @@ def train_model(
         ``last`` keeps it so ``training.resume`` can continue the run.
     """
     config = parse_params(TrainConfig, parameters, BLOCK)
-    hooks = list(callbacks or [])
+    hooks = [*(callbacks or []), eta_callback(config.epochs)]
     tracker = tracking_callback()
     if tracker is not None:
         hooks.append(tracker)

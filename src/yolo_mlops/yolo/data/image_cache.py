@@ -232,7 +232,7 @@ class ImageCache:
         meta = read_meta(path)
         if meta is None:
             raise ImageCacheError(
-                f"{path} is not a complete image cache; run `kedro run --pipeline preprocess`"
+                f"{path} is not a complete image cache; run `kedro run --pipelines preprocess`"
             )
         if meta.get("version") != CACHE_VERSION:
             raise ImageCacheError(f"{path}: cache version {meta.get('version')} != {CACHE_VERSION}")
