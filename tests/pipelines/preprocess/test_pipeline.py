@@ -136,6 +136,7 @@ def test_pipeline_runs_with_memory_datasets_only(tmp_path):
     ):
         catalog[name] = MemoryDataset(value)
     catalog["params:preprocessing"] = MemoryDataset({"imgsz": 64, "preview": {"tile_size": 32}})
+    catalog["params:training.seed"] = MemoryDataset(0)
     out = SequentialRunner().run(create_pipeline(), catalog)
     assert out["mosaic_preview"].load().size == (128, 64)
     assert list(tmp_path.rglob("pixels.bin")) == []

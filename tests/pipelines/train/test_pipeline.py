@@ -52,7 +52,7 @@ def test_pipeline_writes_checkpoints_and_history_through_the_catalog(cache, tmp_
     )
     catalog["image_cache"] = MemoryDataset(cache, copy_mode="assign")
     catalog["params:training"] = MemoryDataset(tiny_params(tmp_path / "run", epochs=2))
-    catalog["params:preprocessing"] = MemoryDataset({"imgsz": 64})
+    catalog["params:preprocessing.augment"] = MemoryDataset({"mosaic": 1.0})
     SequentialRunner().run(create_pipeline(), catalog)
     history = pd.read_csv(tmp_path / "08_reporting/training_history.csv")
     assert list(history["epoch"]) == [1, 2]
