@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 import torch
 
 from yolo_mlops.params import parse_params
+from yolo_mlops.pipelines.training import launch
 from yolo_mlops.yolo.trainer import EpochCallback, TrainConfig, Trainer
 
 logger = logging.getLogger(__name__)
@@ -48,17 +50,28 @@ def train_model(
 ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
     """Train on ``image_cache`` with the ``training`` block; augmentation from ``preprocessing``.
 
+    More than one process (``training.device: 0,1``, ``training.nproc: 2``, or a Kubeflow
+    TrainJob) runs torchrun workers instead (see ``launch.py``; ``callbacks`` then do not run:
+    rank 0 logs the epochs to MLflow itself).
+
     Returns:
         (best checkpoint dict, last checkpoint dict, per-epoch history table). The best
         checkpoint is stripped of its resume state (``training = None``, like a released model);
         ``last`` keeps it so ``training.resume`` can continue the run.
     """
     config = parse_params(TrainConfig, parameters, BLOCK)
-    hooks = list(callbacks or [])
-    tracker = tracking_callback()
-    if tracker is not None:
-        hooks.append(tracker)
-    result = Trainer(config, image_cache, callbacks=hooks, augment=_augment(preprocessing)).fit()
+    plan = launch.plan_launch(config, nodes=launch.requested_nodes())
+    if plan.distributed:
+        cache_dir = getattr(image_cache, "root", None)
+        result = launch.train_distributed(config, parameters, preprocessing, cache_dir, plan)
+    else:
+        hooks = list(callbacks or [])
+        tracker = tracking_callback()
+        if tracker is not None:
+            hooks.append(tracker)
+        config = replace(config, device=plan.device)
+        trainer = Trainer(config, image_cache, callbacks=hooks, augment=_augment(preprocessing))
+        result = trainer.fit()
     best = torch.load(result.best, map_location="cpu", weights_only=True)
     best["training"] = None
     last = torch.load(result.last, map_location="cpu", weights_only=True)
