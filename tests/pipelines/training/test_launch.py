@@ -74,7 +74,8 @@ def test_local_and_pod_commands_share_the_worker_part():
     local = worker_command("/c", "/p.yml", launch.local_rendezvous(2, 1234), python="python")
     pod = worker_command("/c", "/p.yml", python="python")
     assert local[:3] == pod[:3] == ["python", "-m", "torch.distributed.run"]
-    worker = ["-m", launch.WORKER_MODULE, "--cache", "/c", "--params", "/p.yml"]
+    worker = ["-m", launch.WORKER_MODULE, "--cache", "/c", "--params", "/p.yml",
+              "--augment", "/p.yml"]  # fmt: skip
     assert local[-len(worker) :] == pod[-len(worker) :] == worker
     assert "--nproc-per-node=2" in local and "--master-addr=127.0.0.1" in local
 

@@ -6,7 +6,7 @@ than one process is asked for, the node does not train in its own process: it wr
 resolved parameters next to the checkpoints and runs
 
     python -m torch.distributed.run <rendezvous> -m yolo_mlops.pipelines.training.worker \\
-        --cache <image cache> --params <save_dir>/launch_params.yml
+        --cache <image cache> --params P --augment P    # P = <save_dir>/launch_params.yml
 
 (:func:`worker_command`). Locally the rendezvous is one node on a free loopback port; a
 Kubeflow ``TrainJob`` (see :mod:`yolo_mlops.kubeflow.trainjob`) runs the same worker command in
@@ -151,13 +151,15 @@ def worker_command(
     python: str = sys.executable,
     worker_module: str = WORKER_MODULE,
 ) -> list[str]:
-    """``python -m torch.distributed.run <rendezvous> -m <worker> --cache C --params P``.
+    """``python -m torch.distributed.run <rendezvous> -m <worker> --cache C --params P
+    --augment P`` (``P`` holds the ``training`` and ``preprocessing`` blocks).
 
     ``rendezvous``: torchrun options; empty in a TrainJob pod, where torchrun reads them from
     the ``PET_*`` environment variables of the Trainer runtime.
     """
     return [python, "-m", "torch.distributed.run", *rendezvous, "-m", worker_module,
-            "--cache", str(cache_dir), "--params", str(params_file)]  # fmt: skip
+            "--cache", str(cache_dir), "--params", str(params_file),
+            "--augment", str(params_file)]  # fmt: skip
 
 
 def local_rendezvous(processes: int, port: int) -> list[str]:
@@ -178,9 +180,7 @@ def write_params(
     subprocesses may start in another directory).
     """
     training = dict(parameters) | {"device": plan.device, "save_dir": str(save_dir)}
-    blocks: dict[str, Any] = {"training": training}
-    if preprocessing is not None:
-        blocks["preprocessing"] = dict(preprocessing)
+    blocks = {"training": training, "preprocessing": dict(preprocessing or {})}
     path = save_dir / PARAMS_FILE
     path.write_text(yaml.safe_dump(blocks, sort_keys=False))
     return path
