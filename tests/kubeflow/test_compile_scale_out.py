@@ -11,7 +11,7 @@ from tests.kubeflow.fake_project import PARAMETERS, fake_catalog
 from tests.kubeflow.test_compiler import CLUSTER
 from yolo_mlops.kubeflow.compiler import compile_pipeline
 from yolo_mlops.kubeflow.trainjob import TrainJobOptions, build_manifest
-from yolo_mlops.pipelines.training.launch import worker_command
+from yolo_mlops.pipelines.train.launch import worker_command
 
 
 def train_args(tmp_path, fake_pipelines, parse_compiled, options) -> tuple[list[str], dict]:

@@ -13,7 +13,7 @@ from yolo_mlops.kubeflow.trainjob import (
     build_manifest,
     run_trainjob,
 )
-from yolo_mlops.pipelines.training.launch import worker_command
+from yolo_mlops.pipelines.train.launch import worker_command
 
 COMMAND = worker_command("/app/data/05_model_input/image_cache",
                          "/app/data/06_models/run/launch_params.yml", python="python")  # fmt: skip
@@ -83,6 +83,6 @@ def test_a_job_that_never_finishes_times_out_and_is_deleted():
 
 def test_the_task_and_the_node_agree_on_the_trainjob_variable():
     from yolo_mlops.kubeflow import task
-    from yolo_mlops.pipelines.training import launch
+    from yolo_mlops.pipelines.train import launch
 
     assert task.TRAINJOB_ENV == launch.TRAINJOB_ENV

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from yolo_mlops.kubeflow.parameters import PIPELINE_PARAMETERS
 
-TRAINJOB_ENV = "YOLO_MLOPS_TRAINJOB"  # read by yolo_mlops.pipelines.training.launch
+TRAINJOB_ENV = "YOLO_MLOPS_TRAINJOB"  # read by yolo_mlops.pipelines.train.launch
 
 if TYPE_CHECKING:
     from yolo_mlops.tracking.config import TrackingParams
