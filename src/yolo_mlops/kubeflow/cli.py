@@ -51,6 +51,16 @@ def kubeflow() -> None:
     help="GPUs for the train task.",
 )
 @click.option("--gpu-type", default="nvidia.com/gpu", show_default=True)
+@click.option(
+    "--train-nodes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="> 1: the train task submits a Kubeflow Trainer TrainJob of this many nodes "
+    "(--gpu processes each; needs a ReadWriteMany --pvc).",
+)
+@click.option("--trainjob-runtime", default="torch-distributed", show_default=True)
+@click.option("--keep-trainjob", is_flag=True, help="Keep the TrainJob after it ends.")
 @click.option("--cpu", default=None, help="CPU request/limit of the train task, e.g. 4.")
 @click.option("--memory", default=None, help="Memory request/limit of the train task, e.g. 16Gi.")
 @click.option(
@@ -85,6 +95,9 @@ def compile(
     pvc: str,
     gpu: int,
     gpu_type: str,
+    train_nodes: int,
+    trainjob_runtime: str,
+    keep_trainjob: bool,
     cpu: str | None,
     memory: str | None,
     shm_size: str,
@@ -104,6 +117,9 @@ def compile(
         pvc=pvc,
         gpu=gpu,
         gpu_type=gpu_type,
+        train_nodes=train_nodes,
+        trainjob_runtime=trainjob_runtime,
+        keep_trainjob=keep_trainjob,
         cpu=cpu,
         memory=memory,
         shm_size=shm_size,

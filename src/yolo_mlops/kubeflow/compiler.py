@@ -10,7 +10,9 @@ at ``/app/data`` (``data/...`` catalog paths relative to the working dir ``/app`
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -66,6 +68,10 @@ class CompileOptions:
         group_by: ``"tag"`` (stage tags, namespace fallback) or ``"namespace"``.
         stage_tags: the tags that name stages, in pipeline order.
         caching: let KFP cache task results (off: tasks write to the shared volume).
+        train_nodes: > 1: the train task submits a Kubeflow Trainer TrainJob of this many
+            nodes (``gpu`` per node) instead of training in its own pod.
+        trainjob_runtime: the ``ClusterTrainingRuntime`` of that TrainJob.
+        keep_trainjob: leave the TrainJob after it ends (default: delete it).
     """
 
     image: str = "yolo-mlops:latest"
@@ -85,6 +91,9 @@ class CompileOptions:
     group_by: str = "tag"
     stage_tags: tuple[str, ...] = STAGE_TAGS
     caching: bool = False
+    train_nodes: int = 1
+    trainjob_runtime: str = "torch-distributed"
+    keep_trainjob: bool = False
     extra_env: Mapping[str, str] = field(
         default_factory=lambda: {"KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
     )
@@ -126,6 +135,29 @@ def sink_stages(groups: Sequence[StageGroup]) -> set[str]:
     return {group.name for group in groups if group.name not in fed}
 
 
+def train_task_args(options: CompileOptions) -> list[str]:
+    """Fixed arguments of the train task: ``gpu`` > 1 runs that many processes
+    (``training.nproc``, ``training.device=cuda``); ``train_nodes`` > 1 adds ``--trainjob``.
+
+    The same ``kedro run --nodes train_model`` runs either way; see ``pipelines/train/launch``.
+    """
+    args = []
+    if options.gpu > 1 or options.train_nodes > 1:
+        args += ["--param", f"training.nproc={max(options.gpu, 1)}"]
+        args += ["--param", f"training.device={'cuda' if options.gpu else 'cpu'}"]
+    if options.train_nodes > 1:
+        from yolo_mlops.kubeflow.trainjob import TrainJobOptions
+
+        job = TrainJobOptions(
+            nodes=options.train_nodes, image=options.image, runtime=options.trainjob_runtime,
+            pvc=options.pvc, data_mount=options.data_mount, gpu=options.gpu,
+            gpu_type=options.gpu_type, cpu=options.cpu, memory=options.memory,
+            shm_size=options.shm_size, keep_job=options.keep_trainjob,
+        )  # fmt: skip
+        args += ["--trainjob", json.dumps(dataclasses.asdict(job), sort_keys=True)]
+    return args
+
+
 def _kubernetes():
     """``kfp.kubernetes`` (package kfp-kubernetes), needed for volumes on the cluster tasks."""
     try:
@@ -152,7 +184,8 @@ def _configure_container_task(task: dsl.PipelineTask, group: StageGroup, options
             medium="Memory",
             size_limit=options.shm_size or None,
         )
-    if group.name in options.resource_stages:
+    # A multi-node train task only submits the TrainJob: the job's pods get the resources.
+    if group.name in options.resource_stages and options.train_nodes <= 1:
         if options.gpu:
             task.set_accelerator_type(options.gpu_type).set_accelerator_limit(options.gpu)
         if options.cpu:
@@ -232,6 +265,7 @@ def build_pipeline(
                     creates_run=creates_run,
                     finishes_run=finishes_run,
                     project_dir=options.project_dir,
+                    extra_args=train_task_args(options) if group.name == "train" else (),
                 )
                 if not creates_run:
                     link = {RUN_ID_INPUT: upstream.outputs[CONTAINER_RUN_ID_OUTPUT]}

@@ -43,6 +43,7 @@ def container_stage_component(
     creates_run: bool,
     finishes_run: bool = False,
     project_dir: str = "/app",
+    extra_args: Sequence[str] = (),
 ) -> ContainerComponent:
     """A container component running ``group``'s nodes in ``image``.
 
@@ -50,7 +51,8 @@ def container_stage_component(
     ``overrides`` become ``--param kedro.key=VALUE``, see ``parameters.py``), then
     ``run_name`` (first task: name of the MLflow run it creates) or ``run_id`` (later tasks).
     ``finishes_run`` (the sink tasks) adds ``--finish-run``: the task marks the run FINISHED
-    after its stage succeeds.
+    after its stage succeeds. ``extra_args`` are fixed task arguments (the train stage's
+    ``--param training.nproc=N`` and ``--trainjob``, see ``compiler.train_task_args``).
     Output: ``run_id_out`` (string), the MLflow run id.
     """
     names = list(parameter_names)
@@ -90,7 +92,7 @@ def container_stage_component(
             args += ["--run-id", values[RUN_ID_INPUT]]
         if finishes_run:
             args += ["--finish-run"]
-        args += ["--run-id-output", values[CONTAINER_RUN_ID_OUTPUT]]
+        args += [*extra_args, "--run-id-output", values[CONTAINER_RUN_ID_OUTPUT]]
         return dsl.ContainerSpec(image=image, command=["python", "-m", TASK_MODULE], args=args)
 
     body.__signature__ = inspect.Signature(signature_params)

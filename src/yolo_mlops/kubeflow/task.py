@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from yolo_mlops.kubeflow.parameters import PIPELINE_PARAMETERS
 
+TRAINJOB_ENV = "YOLO_MLOPS_TRAINJOB"  # read by yolo_mlops.pipelines.train.launch
+
 if TYPE_CHECKING:
     from yolo_mlops.tracking.config import TrackingParams
 
@@ -164,6 +166,7 @@ def run_stage(
     finish_run: bool = False,
     tracking_uri: str = "",
     run_name: str = "",
+    trainjob: str = "",
 ) -> str:
     """Run one stage's nodes with ``kedro run`` and return the MLflow run id it logged into.
 
@@ -181,6 +184,8 @@ def run_stage(
             failed task marked it FAILED. A failed stage always marks it FAILED.
         tracking_uri: MLflow tracking URI; sets ``MLFLOW_TRACKING_URI`` when not empty.
         run_name: name of the MLflow run when this task creates it.
+        trainjob: ``TrainJobOptions`` JSON (``--train-nodes`` > 1): exported as
+            ``$YOLO_MLOPS_TRAINJOB``, so the ``train_model`` node submits a Kubeflow TrainJob.
 
     Raises:
         StageFailedError: ``kedro run`` failed.
@@ -198,6 +203,8 @@ def run_stage(
     environment.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     if run_id:
         environment["MLFLOW_RUN_ID"] = run_id
+    if trainjob:
+        environment[TRAINJOB_ENV] = trainjob
     command = kedro_run_command(nodes, env, overrides)
     logger.info("Stage %r: %s (cwd %s)", stage, " ".join(command), project_dir)
     completed = subprocess.run(command, cwd=project_dir, env=environment, check=False)
@@ -238,6 +245,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tracking-uri", default="")
     parser.add_argument("--run-name", default="")
     parser.add_argument("--run-id-output", default="", help="file that receives the run id")
+    parser.add_argument("--trainjob", default="", help="TrainJobOptions JSON (multi-node train)")
     return parser.parse_args(argv)
 
 
@@ -257,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         finish_run=args.finish_run,
         tracking_uri=args.tracking_uri,
         run_name=args.run_name,
+        trainjob=args.trainjob,
     )
     if args.run_id_output:
         output = Path(args.run_id_output)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from yolo_mlops.params import parse_params
 from yolo_mlops.yolo.data.augment import AugmentConfig
 from yolo_mlops.yolo.data.image_cache import ImageCache
 from yolo_mlops.yolo.train.distributed import cleanup, init_distributed
-from yolo_mlops.yolo.train.trainer import TrainConfig, Trainer, select_device
+from yolo_mlops.yolo.train.trainer import EpochCallback, TrainConfig, Trainer, select_device
 
 LOGGER = logging.getLogger(__name__)
 
@@ -35,8 +36,11 @@ def _block(path: str | None, key: str) -> dict[str, Any]:
     return dict(data.get(key, data))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line, train, return the exit status."""
+def main(argv: list[str] | None = None, callbacks: Sequence[EpochCallback] = ()) -> int:
+    """Parse the command line, train, return the exit status.
+
+    ``callbacks`` run after every epoch on rank 0 (e.g. the pipeline's MLflow logging).
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", required=True, help="image cache folder")
     parser.add_argument("--params", help="YAML with a `training` block")
@@ -54,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.augment:
         preprocessing = _block(args.augment, "preprocessing")
         augment = parse_params(AugmentConfig, preprocessing.get("augment"), "preprocessing.augment")
-    info = init_distributed(select_device(config.device))
+    info = init_distributed(select_device(config.device), timeout_s=config.dist_timeout_s)
     try:
-        result = Trainer(config, ImageCache.open(args.cache), dist_info=info, augment=augment).fit()
+        cache = ImageCache.open(args.cache)
+        trainer = Trainer(config, cache, callbacks=callbacks, dist_info=info, augment=augment)
+        result = trainer.fit()
         if info.is_main:
             LOGGER.info(
                 "best fitness %.5f; checkpoints %s", result.best_fitness, result.last.parent

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 import torch
 
 from yolo_mlops.params import parse_params
+from yolo_mlops.pipelines.train import launch
 from yolo_mlops.yolo.data.augment import AugmentConfig
 from yolo_mlops.yolo.train.trainer import EpochCallback, TrainConfig, Trainer
 
@@ -68,18 +70,30 @@ def train_model(
 ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
     """Train on ``image_cache`` with the ``training`` block and ``preprocessing.augment``.
 
+    More than one process (``training.device: 0,1``, ``training.nproc: 2``, or a Kubeflow
+    TrainJob) runs torchrun workers instead (see ``launch.py``; ``callbacks`` then do not run:
+    rank 0 logs the epochs to MLflow itself).
+
     Returns:
         (best checkpoint dict, last checkpoint dict, per-epoch history table). The best
         checkpoint is stripped of its resume state (``training = None``, like a released model);
         ``last`` keeps it so ``training.resume`` can continue the run.
     """
     config = parse_params(TrainConfig, parameters, BLOCK)
-    hooks = [*(callbacks or []), eta_callback(config.epochs)]
-    tracker = tracking_callback()
-    if tracker is not None:
-        hooks.append(tracker)
     augment_config = parse_params(AugmentConfig, augment, "preprocessing.augment")
-    result = Trainer(config, image_cache, callbacks=hooks, augment=augment_config).fit()
+    plan = launch.plan_launch(config, nodes=launch.requested_nodes())
+    if plan.distributed:
+        cache_dir = getattr(image_cache, "root", None)
+        blocks = {"augment": dict(augment or {})}
+        result = launch.train_distributed(config, parameters, blocks, cache_dir, plan)
+    else:
+        hooks = [*(callbacks or []), eta_callback(config.epochs)]
+        tracker = tracking_callback()
+        if tracker is not None:
+            hooks.append(tracker)
+        config = replace(config, device=plan.device)
+        trainer = Trainer(config, image_cache, callbacks=hooks, augment=augment_config)
+        result = trainer.fit()
     best = torch.load(result.best, map_location="cpu", weights_only=True)
     best["training"] = None
     last = torch.load(result.last, map_location="cpu", weights_only=True)
