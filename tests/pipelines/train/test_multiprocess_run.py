@@ -7,7 +7,8 @@ additive over shards. Besides per-shard BatchNorm statistics, ``DetectionLoss`` 
 shard's loss is a partial sum (measured: the 2-process losses were about half the single-process
 ones even on a cache of identical images, where BatchNorm statistics agree). The exact
 equivalence of the DDP machinery is proven by ``tests/yolo/train/test_distributed.py``
-(per-image loss, frozen BatchNorm); making the real loss exact needs the target-score sum all-reduced over ranks.
+(per-image loss, frozen BatchNorm); making the real loss exact needs the target-score sum
+all-reduced over ranks.
 """
 
 from __future__ import annotations

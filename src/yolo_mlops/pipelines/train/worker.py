@@ -4,9 +4,9 @@
         --cache <image cache> --params <save_dir>/launch_params.yml
 
 It is :mod:`yolo_mlops.pipelines.train.ddp_worker` plus the pipeline's edges: rank 0 logs every
-epoch's metrics into the MLflow run named by ``$MLFLOW_RUN_ID`` (the node's run), and a rank that fails
-logs one line the launcher picks up (``FAILURE_MARKER rank=<r> <Type>: <message>``), so the node
-fails with that rank's own message.
+epoch's metrics into the MLflow run named by ``$MLFLOW_RUN_ID`` (the node's run), and a rank that
+fails logs one line the launcher picks up (``FAILURE_MARKER rank=<r> <Type>: <message>``), so the
+node fails with that rank's own message.
 """
 
 from __future__ import annotations
