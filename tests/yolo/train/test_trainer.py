@@ -165,7 +165,19 @@ def test_early_stopping_after_patience_epochs_without_improvement(cache, tmp_pat
 def test_bf16_autocast_on_cpu_trains(cache, tmp_path):
     result = Trainer(config(tmp_path, epochs=1, bf16=True, val=False), cache).fit()
     assert math.isfinite(result.history[0]["train/box_loss"])
-    assert result.history[0]["fitness"] < 0  # -loss without validation
+    assert result.history[0]["fitness"] == 0.0  # no validation, no fitness
+
+
+def test_without_validation_best_is_the_final_ema_and_patience_is_ignored(cache, tmp_path, caplog):
+    caplog.set_level("INFO")
+    result = Trainer(config(tmp_path, epochs=3, patience=1, val=False), cache).fit()
+    assert not result.stopped_early and len(result.history) == 3
+    best = torch.load(result.best, weights_only=True)
+    last = torch.load(result.last, weights_only=True)
+    assert best["training"]["epoch"] == last["training"]["epoch"] == 2
+    for key, tensor in last["state_dict"].items():
+        assert torch.equal(best["state_dict"][key], tensor), key
+    assert "best.pt will be the final EMA weights" in caplog.text
 
 
 def test_pretrained_checkpoint_with_other_class_count_transfers_matching_tensors(tmp_path):

@@ -108,11 +108,15 @@ class Progress:
     epochs_without_improvement: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
-    def record(self, row: dict[str, float], epoch: int) -> bool:
-        """Add an epoch's row; returns True when its fitness is the best so far (ties count)."""
+    def record(self, row: dict[str, float], epoch: int, validated: bool = True) -> bool:
+        """Add an epoch's row; returns True when its fitness is the best so far (ties count).
+
+        Without validation (``validated=False``) there is no fitness to compare: every epoch
+        counts as the best, so ``best.pt`` ends as the final EMA weights and nothing stops early.
+        """
         self.history.append(row)
         fitness = row["fitness"]
-        improved = self.best_fitness is None or fitness >= self.best_fitness
+        improved = not validated or self.best_fitness is None or fitness >= self.best_fitness
         if improved:
             self.best_fitness, self.best_epoch = fitness, epoch
         self.epochs_without_improvement = epoch - self.best_epoch

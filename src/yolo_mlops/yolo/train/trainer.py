@@ -272,6 +272,10 @@ class Trainer:
             world_size=self.dist.world_size,
         )
         autocast_dtype = self._autocast_dtype(device)
+        if not cfg.val:
+            LOGGER.info(
+                "validation is off: best.pt will be the final EMA weights and patience is ignored"
+            )
         LOGGER.info(
             "training YOLO11%s on %s: %d images, imgsz %d, batch %d, %d epochs, %s",
             cfg.scale,
@@ -337,7 +341,7 @@ class Trainer:
             assert ema is not None
             metrics = self._validate(ema, run.val_loader, run.names, run.device, stats.losses)
             row = train_state.history_row(epoch, stats, metrics, run.imgsz, epoch_start)
-            improved = run.progress.record(row, epoch)
+            improved = run.progress.record(row, epoch, validated=run.val_loader is not None)
             stop = run.progress.epochs_without_improvement >= cfg.patience
             final = stop or epoch + 1 == cfg.epochs
             batches = run.schedule.batches_per_epoch
@@ -371,15 +375,9 @@ class Trainer:
         device: torch.device,
         losses: list[float],
     ) -> dict[str, float]:
-        """Metrics of the EMA model on the validation split (fitness = -loss without val)."""
+        """Metrics of the EMA model on the validation split (all 0 when validation is off)."""
         if val_loader is None:
-            return {
-                "precision": 0.0,
-                "recall": 0.0,
-                "mAP50": 0.0,
-                "mAP50-95": 0.0,
-                "fitness": -float(sum(losses)),
-            }
+            return {"precision": 0.0, "recall": 0.0, "mAP50": 0.0, "mAP50-95": 0.0, "fitness": 0.0}
         result = evaluate(ema.module, val_loader, names, device=str(device))
         return {k: float(v) for k, v in result.metrics.items()}
 
