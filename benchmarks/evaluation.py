@@ -33,7 +33,7 @@ import yaml
 from coco128 import DEFAULT_ZIP, ROOT
 
 from yolo_mlops.evaluation_api import dataset_images, evaluate_checkpoint_full
-from yolo_mlops.yolo.rect import plan_batches
+from yolo_mlops.yolo.data.rect import plan_batches
 
 logger = logging.getLogger("benchmarks.evaluation")
 

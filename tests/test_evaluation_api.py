@@ -16,11 +16,11 @@ import torch
 import yaml
 
 from tests.conftest import COCO128_ZIP
-from yolo_mlops.data.dataset_yaml import shipped_yaml
-from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset
+from yolo_mlops.ingestion.dataset_yaml import shipped_yaml
+from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset
 from yolo_mlops.evaluation_api import dataset_images, evaluate_checkpoint
-from yolo_mlops.yolo.checkpoint import make_config, save_checkpoint
-from yolo_mlops.yolo.model import build_model
+from yolo_mlops.yolo.io.checkpoint import make_config, save_checkpoint
+from yolo_mlops.yolo.model.network import build_model
 
 KEYS = ("precision", "recall", "mAP50", "mAP50-95")
 TOLERANCE = 0.002

@@ -1,9 +1,9 @@
 """Evaluate a checkpoint on a YOLO-format dataset, without Kedro: one function for scripts.
 
-``evaluate_checkpoint`` reads the dataset YAML (:mod:`yolo_mlops.data.dataset_yaml`), the label
+``evaluate_checkpoint`` reads the dataset YAML (:mod:`yolo_mlops.ingestion.dataset_yaml`), the label
 files next to the images, decodes the original images at the requested ``imgsz`` and evaluates in
-the reference's rectangular batches (:mod:`yolo_mlops.yolo.eval_data`) with the metric rules
-of Ultralytics 8.4.190 (:mod:`yolo_mlops.yolo.protocol`), reporting what its ``val`` reports for
+the reference's rectangular batches (:mod:`yolo_mlops.yolo.data.eval_data`) with the metric rules
+of Ultralytics 8.4.190 (:mod:`yolo_mlops.yolo.eval.protocol`), reporting what its ``val`` reports for
 the same weights (equal to 5 decimals on the reference checkpoints). It lives outside ``yolo/``
 because reading a dataset YAML belongs to the data layer, which the library does not import;
 nothing here imports kedro or mlflow.
@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from yolo_mlops.data.dataset_yaml import label_path, parse_dataset_yaml
-from yolo_mlops.data.label_checks import DUPLICATE_ROW, check_image, read_labels
+from yolo_mlops.ingestion.dataset_yaml import label_path, parse_dataset_yaml
+from yolo_mlops.ingestion.label_checks import DUPLICATE_ROW, check_image, read_labels
 from yolo_mlops.yolo.boxes import xywh_to_xyxy
-from yolo_mlops.yolo.checkpoint import model_from_checkpoint, read_checkpoint
-from yolo_mlops.yolo.eval_data import FileImages, build_letterbox_loader
-from yolo_mlops.yolo.evaluate import EvalResult, evaluate
-from yolo_mlops.yolo.protocol import DEFAULT_PROTOCOL
+from yolo_mlops.yolo.io.checkpoint import model_from_checkpoint, read_checkpoint
+from yolo_mlops.yolo.data.eval_data import FileImages, build_letterbox_loader
+from yolo_mlops.yolo.eval.evaluate import EvalResult, evaluate
+from yolo_mlops.yolo.eval.protocol import DEFAULT_PROTOCOL
 
 logger = logging.getLogger(__name__)
 
