@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +159,30 @@ def test_same_checkpoint_gives_same_metrics_run_to_run(cache, checkpoint_path):
     }
 
 
+def test_default_size_is_the_training_size_and_uses_the_cache(cache, checkpoint_path, caplog):
+    with caplog.at_level(logging.INFO, logger="yolo_mlops.pipelines.evaluate.nodes"):
+        evaluate_model(cache, {**PARAMS, "coco_eval": False}, read_checkpoint(checkpoint_path))
+    assert f"evaluating at imgsz {IMGSZ} (training size) from cached images" in caplog.text
+
+
+@pytest.mark.parametrize("rect", [True, False])
+def test_another_size_reads_the_original_images_in_one_run(cache, checkpoint_path, caplog, rect):
+    parameters = {**PARAMS, "imgsz": 96, "rect": rect, "plot_images": 2}
+    with caplog.at_level(logging.INFO, logger="yolo_mlops.pipelines.evaluate.nodes"):
+        outputs = evaluate_model(cache, parameters, read_checkpoint(checkpoint_path))
+    assert "evaluating at imgsz 96 (evaluation.imgsz) from original images resized to 96" in (
+        caplog.text
+    )
+    assert "not upscaled" in caplog.text
+    per_class = outputs["per_class_metrics"]
+    assert per_class.loc[0, "images"] == len(cache.indices("val"))
+    assert 0.0 <= outputs["metrics"]["coco/mAP50-95"] <= 1.0
+    predictions = outputs["val_predictions"]
+    shapes = {cache.path(int(i)): cache.orig_shape(int(i)) for i in cache.indices("val")}
+    heights = predictions["image_path"].map(lambda p: shapes[p][0])
+    assert (predictions["y2"] <= heights + 1e-3).all()  # original pixels, clipped
+
+
 def test_class_count_mismatch_is_an_error_naming_both_counts(cache, checkpoint_path):
     model = build_model("n", num_classes=5)
     ckpt = {
@@ -182,6 +207,10 @@ def test_missing_checkpoint_file_is_an_error(cache, tmp_path):
         ({"iou": 0.0}, "iou must be in"),
         ({"batch_size": 0}, "must be >= 1"),
         ({"max_det": "many"}, "evaluation.max_det"),
+        ({"imgsz": 16}, "imgsz must be 0"),
+        ({"imgsz": 100, "rect": False}, "multiple of 32 when rect is false"),
+        ({"rect": "sometimes"}, "evaluation.rect"),
+        ({"protocol": "8.2"}, "evaluation.protocol"),
     ],
 )
 def test_invalid_parameters_are_rejected(cache, parameters, message):

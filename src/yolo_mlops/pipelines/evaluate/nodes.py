@@ -8,21 +8,28 @@ Which model is evaluated:
   :func:`yolo_mlops.yolo.read_checkpoint`;
 * otherwise the ``model_checkpoint`` input (the trainer's best checkpoint) when the node has one,
   else the file ``data/06_models/best.pt``.
+
+At which size: ``evaluation.imgsz``, by default the training size recorded in the checkpoint (else
+the image cache's). The cached pixels are used when the cache was built at that size; otherwise the
+original images are read again (:func:`yolo_mlops.yolo.data.eval_data.build_eval_images`), so one
+``kedro run --pipeline evaluation`` evaluates at any size. Batches are rectangular like the
+reference's ``val`` (``evaluation.rect``) and the metric rules are those of
+``evaluation.protocol`` (:mod:`yolo_mlops.yolo.eval.protocol`).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from yolo_mlops.params import parse_params
+from yolo_mlops.yolo.data.eval_data import build_eval_images, build_letterbox_loader
 from yolo_mlops.yolo.data.image_cache import ImageCache
-from yolo_mlops.yolo.data.loader import build_eval_loader
 from yolo_mlops.yolo.device import select_device
 from yolo_mlops.yolo.eval.coco_eval import coco_evaluate
 from yolo_mlops.yolo.eval.evaluate import EvalResult, evaluate
@@ -37,6 +44,7 @@ from yolo_mlops.yolo.io.checkpoint import model_from_checkpoint, read_checkpoint
 logger = logging.getLogger(__name__)
 
 BLOCK = "evaluation"
+STRIDE = 32  # canvas sides are multiples of the largest model stride
 DEFAULT_CHECKPOINT = "data/06_models/best.pt"
 PLOT_CONF = 0.25  # predictions drawn on the image grid (the reference's plotting threshold)
 PR_POINTS = 101  # recall points per class in pr_curve.csv
@@ -48,6 +56,9 @@ class EvaluationParams:
 
     checkpoint: str = ""  # "" = the trained model (model_checkpoint / data/06_models/best.pt)
     split: str = "val"
+    imgsz: int = 0  # 0 = the training size recorded in the checkpoint, else the cache's
+    rect: bool = True  # rectangular batches (the reference's val); False = imgsz x imgsz canvases
+    protocol: Literal["8.3.0", "8.4.190"] = "8.4.190"  # metric rules of that Ultralytics val
     conf: float = 0.001
     iou: float = 0.7
     max_det: int = 300
@@ -67,6 +78,11 @@ class EvaluationParams:
             raise ValueError("max_det and batch_size must be >= 1")
         if self.workers < 0 or self.plot_images < 0:
             raise ValueError("workers and plot_images must be >= 0")
+        if self.imgsz != 0 and (self.imgsz < STRIDE or (not self.rect and self.imgsz % STRIDE)):
+            raise ValueError(
+                f"imgsz must be 0 (the checkpoint's training size) or >= {STRIDE}, and a multiple "
+                f"of {STRIDE} when rect is false; got {self.imgsz}"
+            )
 
 
 def _checkpoint(params: EvaluationParams, model_checkpoint: dict[str, Any] | None) -> dict:
@@ -141,10 +157,19 @@ def evaluate_model(
         logger.warning("checkpoint class names differ from the dataset's; using the dataset's")
     device = select_device(params.device)
     model = model_from_checkpoint(ckpt).to(device)
-    loader = build_eval_loader(image_cache, params.split, params.batch_size, params.workers)
+    imgsz = params.imgsz or int(ckpt["config"].get("imgsz") or image_cache.imgsz)
+    images, how = build_eval_images(image_cache, params.split, imgsz)
+    logger.info(
+        "evaluating at imgsz %d (%s) from %s, %s batches of %d, %s metric rules",
+        imgsz, "evaluation.imgsz" if params.imgsz else "training size", how,
+        "rectangular" if params.rect else "square", params.batch_size, params.protocol,
+    )  # fmt: skip
+    loader = build_letterbox_loader(
+        images, params.batch_size, rect=params.rect, workers=params.workers
+    )
     result = evaluate(
         model, loader, names, conf=params.conf, iou=params.iou, max_det=params.max_det,
-        device=device, verbose=params.verbose,
+        device=device, verbose=params.verbose, protocol=params.protocol,
     )  # fmt: skip
     metrics = dict(result.metrics)
     if params.coco_eval:

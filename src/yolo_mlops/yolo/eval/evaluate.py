@@ -1,8 +1,10 @@
 """Validation loop: letterboxed batches → model → decode → NMS → original pixels → metrics.
 
-``evaluate`` is what ``yolo val`` does in Ultralytics 8.3.0 (design §6): NMS at conf 0.001,
-IoU 0.7, max_det 300, multi-label when there is more than one class; predictions and ground truth
-are mapped back to original image pixels before matching. The trainer calls it every epoch on the
+``evaluate`` is what ``yolo val`` does (design §6): NMS at conf 0.001, IoU 0.7, max_det 300,
+multi-label when there is more than one class; predictions and ground truth are mapped back to
+original image pixels, then matched and scored with the rules of ``protocol`` (8.3.0 or 8.4.190,
+:mod:`yolo_mlops.yolo.eval.protocol`). Rectangular batches at any size come from
+:mod:`yolo_mlops.yolo.data.eval_data`. The trainer calls it every epoch on the
 EMA model, the evaluation pipeline once on a checkpoint.
 """
 
@@ -21,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from yolo_mlops.yolo.eval.metrics import APResult, ConfusionMatrix, DetectionStats, format_table
+from yolo_mlops.yolo.eval.protocol import MetricRules, metric_rules
 from yolo_mlops.yolo.model.decode import decode
 from yolo_mlops.yolo.model.postprocess import non_max_suppression, scale_boxes
 
@@ -103,6 +106,7 @@ def evaluate(  # noqa: PLR0917 - callers pass these positionally
     device: str | torch.device = "cpu",
     multi_label: bool = True,
     verbose: bool = False,
+    protocol: str = "8.3.0",
 ) -> EvalResult:
     """Run the model over an eval loader and compute the detection metrics.
 
@@ -119,6 +123,8 @@ def evaluate(  # noqa: PLR0917 - callers pass these positionally
         device: where to run the model.
         multi_label: one candidate per (anchor, class) above ``conf``; used only when nc > 1.
         verbose: also log one table row per class (the "all" row is always logged).
+        protocol: the reference version whose metric rules apply, "8.3.0" or "8.4.190"
+            (:mod:`yolo_mlops.yolo.eval.protocol`; the figures of ``val`` in that version).
 
     Returns:
         An :class:`EvalResult`; boxes in original image pixels.
@@ -126,7 +132,7 @@ def evaluate(  # noqa: PLR0917 - callers pass these positionally
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    collector = _Collector(loader, list(names))
+    collector = _Collector(loader, list(names), metric_rules(protocol))
     seconds = {"preprocess": 0.0, "inference": 0.0, "nms": 0.0}
     try:
         for batch in tqdm(loader, desc="evaluate", leave=False, disable=None):
@@ -191,10 +197,11 @@ def _stack(rows: list[np.ndarray], width: int) -> np.ndarray:
 class _Collector:
     """Maps each batch back to original pixels, feeds :class:`DetectionStats`, keeps the rows."""
 
-    def __init__(self, loader: Any, names: list[str]) -> None:
+    def __init__(self, loader: Any, names: list[str], rules: MetricRules) -> None:
         self.loader = loader
         self.names = names
-        self.stats = DetectionStats(len(names))
+        self.rules = rules
+        self.stats = DetectionStats(len(names), match=rules.match, ap_rule=rules.compute_ap)
         self.prediction_rows: list[np.ndarray] = []
         self.prediction_paths: list[str] = []
         self.truth_rows: list[np.ndarray] = []
@@ -221,7 +228,16 @@ class _Collector:
             pred_boxes = scale_boxes(detection[:, :4], gain, pad, (height, width)).numpy()
             pred_scores = detection[:, 4].numpy()
             pred_classes = detection[:, 5].long().numpy()
-            self.stats.update(pred_boxes, pred_scores, pred_classes, true_boxes, true_classes)
+            if self.rules.clip_before_matching:
+                self.stats.update(pred_boxes, pred_scores, pred_classes, true_boxes, true_classes)
+            else:  # match as in the letterboxed input: nothing clipped to the image
+                self.stats.update(
+                    scale_boxes(detection[:, :4], gain, pad, (height, width), clip=False).numpy(),
+                    pred_scores,
+                    pred_classes,
+                    scale_boxes(targets[mine, 2:6], gain, pad, (height, width), clip=False).numpy(),
+                    true_classes,
+                )
 
             if count := len(pred_classes):
                 columns = (np.full(count, image_id), pred_classes, pred_scores, pred_boxes)

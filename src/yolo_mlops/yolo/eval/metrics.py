@@ -18,6 +18,7 @@ Everything here is numpy; no torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,7 +139,11 @@ class APResult:
 
 
 def ap_per_class(
-    tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_cls: np.ndarray
+    tp: np.ndarray,
+    conf: np.ndarray,
+    pred_cls: np.ndarray,
+    target_cls: np.ndarray,
+    compute: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]] = compute_ap,
 ) -> APResult:
     """AP per class over the whole dataset (8.3.0 ``ap_per_class``).
 
@@ -147,6 +152,7 @@ def ap_per_class(
         conf: ``[P]`` scores.
         pred_cls: ``[P]`` predicted class ids.
         target_cls: ``[G]`` class ids of every GT box of the dataset.
+        compute: AP of one PR curve (:func:`compute_ap`, or another protocol's rule).
 
     Classes are those present in ``target_cls``; a class with GT but no prediction gets AP 0, and
     predictions of classes absent from the GT are ignored.
@@ -176,7 +182,7 @@ def ap_per_class(
         r_curve[row] = np.interp(-axis, -conf[mine], recall[:, 0], left=0)
         p_curve[row] = np.interp(-axis, -conf[mine], precision[:, 0], left=1)
         for t in range(tp.shape[1]):
-            ap[row, t], mpre, mrec = compute_ap(recall[:, t], precision[:, t])
+            ap[row, t], mpre, mrec = compute(recall[:, t], precision[:, t])
             if t == 0:
                 pr_precision[row] = np.interp(axis, mrec, mpre)
     f1_curve = 2 * p_curve * r_curve / (p_curve + r_curve + _EPS)
@@ -344,8 +350,16 @@ class DetectionStats:
     add false negatives, predictions on an image without GT are false positives.
     """
 
-    def __init__(self, num_classes: int, confusion_conf: float = 0.25, confusion_iou: float = 0.45):
+    def __init__(
+        self,
+        num_classes: int,
+        confusion_conf: float = 0.25,
+        confusion_iou: float = 0.45,
+        match: Callable[..., np.ndarray] = match_predictions,
+        ap_rule: Callable[[np.ndarray, np.ndarray], tuple] = compute_ap,
+    ) -> None:
         self.num_classes = num_classes
+        self.match, self.ap_rule = match, ap_rule  # the protocol's rules (yolo/protocol.py)
         self.images_seen = 0
         self.images_per_class = np.zeros(num_classes, dtype=np.int64)
         self.confusion = ConfusionMatrix(num_classes, confusion_conf, confusion_iou)
@@ -376,7 +390,7 @@ class DetectionStats:
         if len(pred_classes) == 0 and len(true_classes) == 0:
             return
         iou = box_iou_np(true_boxes, pred_boxes)
-        self._tp.append(match_predictions(pred_classes, true_classes, iou))
+        self._tp.append(self.match(pred_classes, true_classes, iou))
         self._conf.append(pred_scores)
         self._pred_cls.append(pred_classes)
         self._target_cls.append(true_classes)
@@ -392,6 +406,7 @@ class DetectionStats:
             cat(self._conf, np.zeros(0)),
             cat(self._pred_cls, np.zeros(0, dtype=np.int64)),
             cat(self._target_cls, np.zeros(0, dtype=np.int64)),
+            self.ap_rule,
         )
         table = per_class_table(result, names, self.images_per_class, self.images_seen)
         return detection_metrics(result), table, result

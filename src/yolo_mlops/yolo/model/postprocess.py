@@ -72,14 +72,18 @@ def scale_boxes(
     gain: float,
     pad: tuple[float, float],
     orig_shape: tuple[int, int],
+    clip: bool = True,
 ) -> torch.Tensor:
-    """Map xyxy boxes ``[n, 4]`` from letterboxed input pixels to original image pixels, clipped.
+    """Map xyxy boxes ``[n, 4]`` from letterboxed input pixels to original image pixels.
 
     Convention: ``input_px = orig_px * gain + pad`` with ``pad = (pad_x, pad_y)``;
-    ``orig_shape = (height, width)`` of the original image. Returns a new tensor.
+    ``orig_shape = (height, width)`` of the original image, to which the boxes are clipped
+    unless ``clip`` is False. Returns a new tensor.
     """
     pad_x, pad_y = float(pad[0]), float(pad[1])
     offset = boxes.new_tensor([pad_x, pad_y, pad_x, pad_y])
     out = (boxes[:, :4] - offset) / float(gain)
+    if not clip:
+        return out
     height, width = orig_shape
     return clip_boxes(out, float(width), float(height))
