@@ -71,6 +71,7 @@ class MlflowTrackingHook:
             **lineage.git_tags(project_path),
             **lineage.data_tags(project_path),
             **lineage.runtime_tags(flat),
+            **lineage.base_weights_tags(params, {node.name for node in pipeline.nodes}),
         }
         run_name = settings.run_name or f"{pipeline_name}-{session_id}".rstrip("-")
         run = tracking_run.start_or_join(settings, project_path, run_name, tags)

@@ -5,10 +5,12 @@ from omegaconf.resolvers import oc
 
 from yolo_mlops.hooks import MlflowTrackingHook
 from yolo_mlops.param_validation import ParameterValidationHook
+from yolo_mlops.weights_hook import PretrainedWeightsHook
 
-# Parameters are validated as soon as the context exists; the tracking hook owns one MLflow run
-# per `kedro run` (see hooks.py).
-HOOKS = (ParameterValidationHook(), MlflowTrackingHook())
+# Parameters are validated as soon as the context exists; the initial weights are fetched before
+# any node and before the MLflow run starts (weights_hook.py); the tracking hook owns one MLflow
+# run per `kedro run` (see hooks.py).
+HOOKS = (ParameterValidationHook(), MlflowTrackingHook(), PretrainedWeightsHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -40,6 +40,7 @@ from yolo_mlops.yolo.optim import (
     resolve_optimizer,
     warmup_iterations,
 )
+from yolo_mlops.yolo.weights import OFFICIAL_BASE_URL, check_sha256, load_pretrained
 
 LOGGER = logging.getLogger(__name__)
 
@@ -52,7 +53,10 @@ class TrainConfig:
     """The ``training`` parameter block (defaults = the reference recipe, spec 4.1).
 
     The image size comes from the image cache. ``resume``: False, True (``save_dir/last.pt``) or
-    a checkpoint path. ``pretrained``: "" (scratch), our checkpoint or an Ultralytics ``.pt``.
+    a checkpoint path. ``pretrained``: "" (scratch), or a local file (our checkpoint or an
+    Ultralytics ``.pt``) whose scale must be ``scale``; an official name (``yolo11n.pt``) or URL
+    is fetched by the Kedro layer (``yolo_mlops.weights_cache``) from ``weights_base_url`` and
+    checked against ``pretrained_sha256`` before the trainer gets the local path.
     ``threads``: torch intra-op threads (0 = torch's default). ``channels_last``: NHWC weights
     and inputs (measured on 2 CPU cores: +4% images/s at 320, +30% at 640, same arithmetic).
     The augmentation settings are the preprocessing block's ``AugmentConfig`` (passed to
@@ -85,6 +89,8 @@ class TrainConfig:
     sync_bn: bool = False
     clip_grad: float = 10.0
     pretrained: str = ""
+    pretrained_sha256: str | None = None
+    weights_base_url: str = OFFICIAL_BASE_URL
     resume: bool | str = False
     save_dir: str = "data/06_models/run"
     train_split: str = "train"
@@ -98,6 +104,7 @@ class TrainConfig:
             raise ValueError("epochs, batch and nbs must be >= 1")
         if self.lr0 <= 0 or not 0 < self.lrf <= 1:
             raise ValueError("lr0 must be > 0 and lrf in (0, 1]")
+        self.pretrained_sha256 = check_sha256(self.pretrained_sha256, "training.pretrained_sha256")
 
 
 @dataclass
@@ -123,20 +130,6 @@ def select_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"training.device={name!r} but CUDA is not available")
     return device
-
-
-def transfer_weights(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> int:
-    """Copy tensors whose name *and* shape match into ``model``; return how many were copied.
-
-    Mismatched class counts leave the classification outputs at their fresh initialisation.
-    """
-    own = model.state_dict()
-    matched = {
-        k: v.to(own[k].dtype) for k, v in state_dict.items() if k in own and v.shape == own[k].shape
-    }
-    model.load_state_dict(matched, strict=False)
-    LOGGER.info("transferred %d/%d tensors from the pretrained weights", len(matched), len(own))
-    return len(matched)
 
 
 class Trainer:
@@ -185,13 +178,12 @@ class Trainer:
         return path
 
     def _build_model(self) -> nn.Module:
-        from yolo_mlops.yolo.checkpoint import read_checkpoint
         from yolo_mlops.yolo.model import build_model
 
         names = list(self.cache.names)
         model = build_model(self.config.scale, num_classes=len(names), names=names)
         if self.config.pretrained:
-            transfer_weights(model, read_checkpoint(self.config.pretrained)["state_dict"])
+            load_pretrained(model, self.config.pretrained, self.config.scale)
         for name, param in model.named_parameters():
             if ".dfl" in name:  # the DFL projection is a fixed 0..15 ramp, never trained
                 param.requires_grad_(False)

@@ -3,8 +3,9 @@
 Kedro adapter over :mod:`yolo_mlops.yolo.evaluate` (metrics), :mod:`yolo_mlops.yolo.coco_eval`
 (COCO cross-check) and :mod:`yolo_mlops.yolo.plots`. Which model is evaluated:
 
-* ``evaluation.checkpoint`` set → that file (ours or an Ultralytics ``.pt``), read with
-  :func:`yolo_mlops.yolo.read_checkpoint`;
+* ``evaluation.checkpoint`` set → that file (ours or an Ultralytics ``.pt``), an official name
+  (``yolo11n.pt``) or an ``http(s)://`` URL, fetched into the weights cache by
+  :func:`yolo_mlops.weights_cache.fetch_weights` and read with the restricted unpickler;
 * otherwise the ``model_checkpoint`` input (the trainer's best checkpoint) when the node has one,
   else the file ``data/06_models/best.pt``.
 """
@@ -20,6 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from yolo_mlops.params import parse_params
+from yolo_mlops.weights_cache import fetch_weights
 from yolo_mlops.yolo.checkpoint import model_from_checkpoint, read_checkpoint
 from yolo_mlops.yolo.coco_eval import coco_evaluate
 from yolo_mlops.yolo.evaluate import EvalResult, evaluate
@@ -32,6 +34,7 @@ from yolo_mlops.yolo.plots import (
     plot_prediction_grid,
 )
 from yolo_mlops.yolo.trainer import select_device
+from yolo_mlops.yolo.weights import OFFICIAL_BASE_URL, check_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ class EvaluationParams:
     """The ``evaluation`` parameter block (conf/*/parameters_evaluation.yml)."""
 
     checkpoint: str = ""  # "" = the trained model (model_checkpoint / data/06_models/best.pt)
+    checkpoint_sha256: str | None = None  # expected sha256 of the checkpoint file
+    weights_base_url: str = OFFICIAL_BASE_URL  # where official names (yolo11n.pt) resolve
     split: str = "val"
     conf: float = 0.001
     iou: float = 0.7
@@ -66,12 +71,20 @@ class EvaluationParams:
             raise ValueError("max_det and batch_size must be >= 1")
         if self.workers < 0 or self.plot_images < 0:
             raise ValueError("workers and plot_images must be >= 0")
+        check_sha256(self.checkpoint_sha256, "evaluation.checkpoint_sha256")
 
 
 def _checkpoint(params: EvaluationParams, model_checkpoint: dict[str, Any] | None) -> dict:
     if params.checkpoint:
-        logger.info("evaluating the checkpoint file %s (evaluation.checkpoint)", params.checkpoint)
-        return read_checkpoint(params.checkpoint)
+        weights = fetch_weights(
+            params.checkpoint,
+            parameter="evaluation.checkpoint",
+            base_url=params.weights_base_url,
+            sha256=params.checkpoint_sha256,
+        )
+        assert weights is not None
+        logger.info("evaluating %s (evaluation.checkpoint=%s)", weights.path, params.checkpoint)
+        return read_checkpoint(weights.path)
     if model_checkpoint is not None:
         logger.info("evaluating the trained model (model_checkpoint)")
         return model_checkpoint
