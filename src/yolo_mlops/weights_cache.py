@@ -32,8 +32,9 @@ from yolo_mlops.yolo.weights import OFFICIAL_BASE_URL, WeightsError, check_sha25
 logger = logging.getLogger(__name__)
 
 WEIGHTS_DIR_ENV = "YOLO_MLOPS_WEIGHTS_DIR"
-#: HTTP behaviour of weight downloads (tests lower the retries).
-RETRY_POLICY = RetryPolicy()
+#: HTTP behaviour of weight downloads: a dropped connection resumes (Range) on the next attempt;
+#: an offline machine fails after about 7 s of retries (tests lower them further).
+RETRY_POLICY = RetryPolicy(retries=3, backoff_s=1.0)
 
 
 class WeightsFetchError(WeightsError):

@@ -7,8 +7,10 @@ import logging
 import pytest
 import torch
 
+from yolo_mlops.params import parse_params
 from yolo_mlops.yolo.checkpoint import make_config, save_checkpoint
 from yolo_mlops.yolo.model import build_model
+from yolo_mlops.yolo.trainer import TrainConfig
 from yolo_mlops.yolo.weights import (
     CLASS_BRANCH,
     OFFICIAL_BASE_URL,
@@ -119,3 +121,8 @@ def test_low_transfer_is_an_error_and_copies_nothing():
 def test_library_refuses_names_and_urls_it_would_have_to_download():
     with pytest.raises(WeightsError, match=r"not a local file.*fetch_weights"):
         load_pretrained(build_model("n"), "yolo11n.pt", "n")
+
+
+def test_empty_command_line_value_means_from_scratch():
+    # `kedro run --params training.pretrained=""`: the shell drops the quotes, Kedro gives None
+    assert parse_params(TrainConfig, {"pretrained": None}, "training").pretrained == ""

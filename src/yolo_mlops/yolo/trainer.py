@@ -88,7 +88,7 @@ class TrainConfig:
     channels_last: bool = True
     sync_bn: bool = False
     clip_grad: float = 10.0
-    pretrained: str = ""
+    pretrained: str | None = ""  # None (`--params training.pretrained=`) = "" = from scratch
     pretrained_sha256: str | None = None
     weights_base_url: str = OFFICIAL_BASE_URL
     resume: bool | str = False
@@ -105,6 +105,7 @@ class TrainConfig:
         if self.lr0 <= 0 or not 0 < self.lrf <= 1:
             raise ValueError("lr0 must be > 0 and lrf in (0, 1]")
         self.pretrained_sha256 = check_sha256(self.pretrained_sha256, "training.pretrained_sha256")
+        self.pretrained = self.pretrained or ""
 
 
 @dataclass

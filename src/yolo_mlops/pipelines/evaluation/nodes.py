@@ -48,7 +48,7 @@ PR_POINTS = 101  # recall points per class in pr_curve.csv
 class EvaluationParams:
     """The ``evaluation`` parameter block (conf/*/parameters_evaluation.yml)."""
 
-    checkpoint: str = ""  # "" = the trained model (model_checkpoint / data/06_models/best.pt)
+    checkpoint: str | None = ""  # ""/None = the trained model (model_checkpoint / best.pt)
     checkpoint_sha256: str | None = None  # expected sha256 of the checkpoint file
     weights_base_url: str = OFFICIAL_BASE_URL  # where official names (yolo11n.pt) resolve
     split: str = "val"
@@ -72,6 +72,7 @@ class EvaluationParams:
         if self.workers < 0 or self.plot_images < 0:
             raise ValueError("workers and plot_images must be >= 0")
         check_sha256(self.checkpoint_sha256, "evaluation.checkpoint_sha256")
+        object.__setattr__(self, "checkpoint", self.checkpoint or "")  # frozen dataclass
 
 
 def _checkpoint(params: EvaluationParams, model_checkpoint: dict[str, Any] | None) -> dict:
