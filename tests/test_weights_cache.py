@@ -9,7 +9,7 @@ import pytest
 
 from tests.weights_helpers import malicious_pt, release_server, yolo11n_file
 from yolo_mlops import weights_cache
-from yolo_mlops.data.download import RetryPolicy
+from yolo_mlops.ingestion.download import RetryPolicy
 from yolo_mlops.weights_cache import (
     WeightsFetchError,
     cached_file,
@@ -17,8 +17,8 @@ from yolo_mlops.weights_cache import (
     fetch_weights,
     weights_cache_dir,
 )
-from yolo_mlops.yolo.checkpoint import CheckpointError
-from yolo_mlops.yolo.ultralytics_import import UnsafeCheckpointError
+from yolo_mlops.yolo.io.checkpoint import CheckpointError
+from yolo_mlops.yolo.io.ultralytics_import import UnsafeCheckpointError
 
 
 @pytest.fixture(autouse=True)

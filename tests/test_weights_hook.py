@@ -21,16 +21,16 @@ from tests.tracking.conftest import isolated_tracking  # noqa: F401 - autouse fi
 from tests.tracking.helpers import embedded_store
 from tests.weights_helpers import RELEASE_PATH, release_server, yolo11n_file
 from yolo_mlops import weights_cache
-from yolo_mlops.data.download import RetryPolicy
-from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
+from yolo_mlops.ingestion.download import RetryPolicy
+from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
 from yolo_mlops.params import parse_params
-from yolo_mlops.pipelines.evaluation.nodes import EvaluationParams
-from yolo_mlops.pipelines.evaluation.nodes import _checkpoint as evaluation_checkpoint
+from yolo_mlops.pipelines.evaluate.nodes import EvaluationParams
+from yolo_mlops.pipelines.evaluate.nodes import _checkpoint as evaluation_checkpoint
 from yolo_mlops.weights_cache import WeightsFetchError
 from yolo_mlops.weights_hook import prepare_weights
-from yolo_mlops.yolo.checkpoint import read_checkpoint
-from yolo_mlops.yolo.trainer import Trainer
-from yolo_mlops.yolo.weights import CLASS_BRANCH, WeightsError
+from yolo_mlops.yolo.io.checkpoint import read_checkpoint
+from yolo_mlops.yolo.train.trainer import Trainer
+from yolo_mlops.yolo.io.weights import CLASS_BRANCH, WeightsError
 
 
 @pytest.fixture(autouse=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from tests.conftest import REFERENCE_DIR
-from tests.data.http_server import ServerState, serve
-from yolo_mlops.yolo.checkpoint import make_config, save_checkpoint
-from yolo_mlops.yolo.model import build_model
+from tests.ingestion.http_server import ServerState, serve
+from yolo_mlops.yolo.io.checkpoint import make_config, save_checkpoint
+from yolo_mlops.yolo.model.network import build_model
 
 RELEASE_PATH = "/ultralytics/assets/releases/download/v8.3.0"
 REFERENCE_PT = REFERENCE_DIR / "yolo11n_ultralytics_format.pt"

@@ -1,7 +1,7 @@
 """Initial weights on disk: official names and URLs fetched once into a per-user cache.
 
-``fetch_weights("yolo11n.pt", ...)`` resolves the value (:mod:`yolo_mlops.yolo.weights`), downloads
-a URL with the project's downloader (:func:`yolo_mlops.data.download.fetch_archive`: progress bar,
+``fetch_weights("yolo11n.pt", ...)`` resolves the value (:mod:`yolo_mlops.yolo.io.weights`), downloads
+a URL with the project's downloader (:func:`yolo_mlops.ingestion.download.fetch_archive`: progress bar,
 retries, ``Range`` resume, ``.part`` then atomic rename, a ``.json`` sidecar with source and
 sha256) into :func:`weights_cache_dir`, and reads it back through the restricted unpickler before
 anyone uses it. A present, intact file is reused without any request. What was used (name, URL,
@@ -25,9 +25,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from yolo_mlops.data.download import DownloadError, RetryPolicy, fetch_archive, sha256_of
-from yolo_mlops.yolo.checkpoint import CheckpointError, read_checkpoint
-from yolo_mlops.yolo.weights import OFFICIAL_BASE_URL, WeightsError, check_sha256, resolve_weights
+from yolo_mlops.ingestion.download import DownloadError, RetryPolicy, fetch_archive, sha256_of
+from yolo_mlops.yolo.io.checkpoint import CheckpointError, read_checkpoint
+from yolo_mlops.yolo.io.weights import OFFICIAL_BASE_URL, WeightsError, check_sha256, resolve_weights
 
 logger = logging.getLogger(__name__)
 

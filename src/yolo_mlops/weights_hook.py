@@ -20,10 +20,10 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from yolo_mlops.params import parse_params
-from yolo_mlops.pipelines.evaluation.nodes import EvaluationParams
+from yolo_mlops.pipelines.evaluate.nodes import EvaluationParams
 from yolo_mlops.weights_cache import BaseWeights, fetch_weights
-from yolo_mlops.yolo.trainer import TrainConfig
-from yolo_mlops.yolo.weights import check_scale, resolve_weights
+from yolo_mlops.yolo.train.trainer import TrainConfig
+from yolo_mlops.yolo.io.weights import check_scale, resolve_weights
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Kedro dataset for our checkpoint files (format of ``yolo_mlops.yolo.checkpoint``).
+"""Kedro dataset for our checkpoint files (format of ``yolo_mlops.yolo.io.checkpoint``).
 
 ``save`` takes the checkpoint dict (``format``, ``format_version``, ``config``, ``state_dict``,
 ``training``) and writes it atomically (temporary file in the same folder, fsync, ``os.replace``),

@@ -95,7 +95,7 @@ def decode_image(value: Any, row: int) -> np.ndarray:
 
 def letterbox_square(image: np.ndarray, imgsz: int) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Letterbox to ``imgsz x imgsz`` (scale up allowed); returns (canvas, gain, (pad_x, pad_y))."""
-    from yolo_mlops.yolo.letterbox import letterbox
+    from yolo_mlops.yolo.data.letterbox import letterbox
 
     boxed = letterbox(image, imgsz, scaleup=True, center=True)
     return boxed.image, boxed.gain, boxed.pad
@@ -105,7 +105,7 @@ class YoloDetectorModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper around a yolo-mlops checkpoint (artifact ``checkpoint``)."""
 
     def load_context(self, context) -> None:
-        from yolo_mlops.yolo.checkpoint import model_from_checkpoint, read_checkpoint
+        from yolo_mlops.yolo.io.checkpoint import model_from_checkpoint, read_checkpoint
 
         ckpt = read_checkpoint(context.artifacts["checkpoint"])
         config = ckpt["config"]
@@ -116,8 +116,8 @@ class YoloDetectorModel(mlflow.pyfunc.PythonModel):
         self.strides = tuple(int(s) for s in (config.get("stride") or (8, 16, 32)))
 
     def _detect(self, images: list[np.ndarray], conf: float, iou: float, max_det: int) -> list:
-        from yolo_mlops.yolo.decode import decode
-        from yolo_mlops.yolo.postprocess import non_max_suppression, scale_boxes
+        from yolo_mlops.yolo.model.decode import decode
+        from yolo_mlops.yolo.model.postprocess import non_max_suppression, scale_boxes
 
         boxed = [letterbox_square(image, self.imgsz) for image in images]
         batch = np.stack([canvas[..., ::-1] for canvas, _, _ in boxed])  # [B, S, S, 3] RGB

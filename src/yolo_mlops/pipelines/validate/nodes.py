@@ -1,0 +1,41 @@
+"""Nodes of the ``data_validation`` pipeline: thin adapters over :mod:`yolo_mlops.ingestion`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from yolo_mlops.ingestion.dataset_yaml import DatasetSpec
+from yolo_mlops.ingestion.paths import project_root
+from yolo_mlops.ingestion.report import class_distribution_figure
+from yolo_mlops.ingestion.validation import ValidationConfig, validate_dataset
+from yolo_mlops.params import parse_params
+
+# The parameter block is ValidationConfig itself (policy, tolerance, max_invalid_fraction,
+# workers, executor, progress); see conf/base/parameters_data_validation.yml.
+DataValidationParams = ValidationConfig
+
+
+def validate_labels(
+    dataset_spec: Mapping[str, Any], params: Mapping[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], Figure]:
+    """Check every image and label of the dataset; nothing under data/01_raw is modified.
+
+    Returns:
+        clean_labels (one row per box), image_index (one row per usable image per split),
+        label_problems (file, line, code, message, action), validation_summary (JSON dict),
+        class_distribution_plot (matplotlib figure).
+    """
+    config = parse_params(DataValidationParams, params, "data_validation")
+    root = project_root()
+    spec = DatasetSpec.from_dict(dict(dataset_spec), base=root)
+    result = validate_dataset(spec, config, path_base=root)
+    figure = class_distribution_figure(
+        result.summary["instances_per_class"],
+        title=f"{spec.name}: instances per class "
+        f"({result.summary['classes_present']} of {spec.nc} classes present)",
+    )
+    return result.clean_labels, result.image_index, result.problems, result.summary, figure
