@@ -267,6 +267,7 @@ def log_and_register(
         "dataset_sha256": dataset_sha or lineage.UNKNOWN,
         "run_id": run.run_id,
         "git_commit": git_commit,
+        **lineage.checkpoint_weights_tags(checkpoint),
         "promotion.decision": "promoted" if decision.promoted else "not_promoted",
         "promotion.reason": decision.reason,
         "promotion.champion_version_before": champion_version or "none",

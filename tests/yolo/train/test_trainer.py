@@ -9,10 +9,11 @@ import torch
 
 from tests.yolo.tiny_cache import make_tiny_cache
 from yolo_mlops.yolo.io.checkpoint import make_config, save_checkpoint
+from yolo_mlops.yolo.io.weights import transfer_weights
 from yolo_mlops.yolo.model.network import build_model
 from yolo_mlops.yolo.train import loss as loss_module
 from yolo_mlops.yolo.train.engine import NonFiniteLossError
-from yolo_mlops.yolo.train.trainer import TrainConfig, Trainer, select_device, transfer_weights
+from yolo_mlops.yolo.train.trainer import TrainConfig, Trainer, select_device
 
 TIMING = ("time/epoch", "time/data", "time/compute")
 CLS_OUTPUTS = 6  # model.23.cv3.{0,1,2}.2.{weight,bias}
@@ -188,8 +189,8 @@ def test_pretrained_checkpoint_with_other_class_count_transfers_matching_tensors
     torch.manual_seed(1)
     target = build_model("n", num_classes=3)
     fresh_cls = target.state_dict()["model.23.cv3.0.2.weight"].clone()
-    count = transfer_weights(target, torch.load(path, weights_only=True)["state_dict"])
-    assert count == len(target.state_dict()) - CLS_OUTPUTS
+    report = transfer_weights(target, torch.load(path, weights_only=True)["state_dict"])
+    assert report.transferred == len(target.state_dict()) - CLS_OUTPUTS
     torch.testing.assert_close(target.state_dict()["model.23.cv3.0.2.weight"], fresh_cls)
     torch.testing.assert_close(
         target.state_dict()["model.0.conv.weight"], source.state_dict()["model.0.conv.weight"]

@@ -4,8 +4,9 @@ Kedro adapter over :mod:`yolo_mlops.yolo.eval.evaluate` (metrics),
 :mod:`yolo_mlops.yolo.eval.coco_eval` (COCO cross-check) and :mod:`yolo_mlops.yolo.eval.plots`.
 Which model is evaluated:
 
-* ``evaluation.checkpoint`` set → that file (ours or an Ultralytics ``.pt``), read with
-  :func:`yolo_mlops.yolo.read_checkpoint`;
+* ``evaluation.checkpoint`` set → that file (ours or an Ultralytics ``.pt``), an official name
+  (``yolo11n.pt``) or an ``http(s)://`` URL, fetched into the weights cache by
+  :func:`yolo_mlops.weights_cache.fetch_weights` and read with the restricted unpickler;
 * otherwise the ``model_checkpoint`` input (the trainer's best checkpoint) when the node has one,
   else the file ``data/06_models/best.pt``.
 
@@ -28,6 +29,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from yolo_mlops.params import parse_params
+from yolo_mlops.weights_cache import fetch_weights
 from yolo_mlops.yolo.data.eval_data import build_eval_images, build_letterbox_loader
 from yolo_mlops.yolo.data.image_cache import ImageCache
 from yolo_mlops.yolo.device import select_device
@@ -40,6 +42,7 @@ from yolo_mlops.yolo.eval.plots import (
     plot_prediction_grid,
 )
 from yolo_mlops.yolo.io.checkpoint import model_from_checkpoint, read_checkpoint
+from yolo_mlops.yolo.io.weights import OFFICIAL_BASE_URL, check_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,9 @@ PR_POINTS = 101  # recall points per class in pr_curve.csv
 class EvaluationParams:
     """The ``evaluation`` parameter block (conf/*/parameters_evaluation.yml)."""
 
-    checkpoint: str = ""  # "" = the trained model (model_checkpoint / data/06_models/best.pt)
+    checkpoint: str | None = ""  # ""/None = the trained model (model_checkpoint / best.pt)
+    checkpoint_sha256: str | None = None  # expected sha256 of the checkpoint file
+    weights_base_url: str = OFFICIAL_BASE_URL  # where official names (yolo11n.pt) resolve
     split: str = "val"
     imgsz: int = 0  # 0 = the training size recorded in the checkpoint, else the cache's
     rect: bool = True  # rectangular batches (the reference's val); False = imgsz x imgsz canvases
@@ -83,12 +88,21 @@ class EvaluationParams:
                 f"imgsz must be 0 (the checkpoint's training size) or >= {STRIDE}, and a multiple "
                 f"of {STRIDE} when rect is false; got {self.imgsz}"
             )
+        check_sha256(self.checkpoint_sha256, "evaluation.checkpoint_sha256")
+        object.__setattr__(self, "checkpoint", self.checkpoint or "")  # frozen dataclass
 
 
 def _checkpoint(params: EvaluationParams, model_checkpoint: dict[str, Any] | None) -> dict:
     if params.checkpoint:
-        logger.info("evaluating the checkpoint file %s (evaluation.checkpoint)", params.checkpoint)
-        return read_checkpoint(params.checkpoint)
+        weights = fetch_weights(
+            params.checkpoint,
+            parameter="evaluation.checkpoint",
+            base_url=params.weights_base_url,
+            sha256=params.checkpoint_sha256,
+        )
+        assert weights is not None
+        logger.info("evaluating %s (evaluation.checkpoint=%s)", weights.path, params.checkpoint)
+        return read_checkpoint(weights.path)
     if model_checkpoint is not None:
         logger.info("evaluating the trained model (model_checkpoint)")
         return model_checkpoint

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -12,6 +12,7 @@ import torch
 
 from yolo_mlops.params import parse_params
 from yolo_mlops.pipelines.train import launch
+from yolo_mlops.weights_cache import fetch_weights
 from yolo_mlops.yolo.data.augment import AugmentConfig
 from yolo_mlops.yolo.train.trainer import EpochCallback, TrainConfig, Trainer
 
@@ -74,12 +75,27 @@ def train_model(
     TrainJob) runs torchrun workers instead (see ``launch.py``; ``callbacks`` then do not run:
     rank 0 logs the epochs to MLflow itself).
 
+    ``training.pretrained`` may name an official release (``yolo11n.pt``) or a URL: it is fetched
+    into the weights cache (normally already done by the run-start hook, so no request here) and
+    the trainer gets the local file. Both checkpoints record what was used under
+    ``config["base_weights"]`` (name, url, sha256, size...; None from scratch).
+
     Returns:
         (best checkpoint dict, last checkpoint dict, per-epoch history table). The best
         checkpoint is stripped of its resume state (``training = None``, like a released model);
         ``last`` keeps it so ``training.resume`` can continue the run.
     """
     config = parse_params(TrainConfig, parameters, BLOCK)
+    pretrained = config.pretrained
+    base = fetch_weights(
+        config.pretrained,
+        parameter="training.pretrained",
+        base_url=config.weights_base_url,
+        sha256=config.pretrained_sha256,
+    )
+    if base is not None:
+        config = dataclasses.replace(config, pretrained=base.path)
+        parameters = {**parameters, "pretrained": base.path}
     augment_config = parse_params(AugmentConfig, augment, "preprocessing.augment")
     plan = launch.plan_launch(config, nodes=launch.requested_nodes())
     if plan.distributed:
@@ -91,12 +107,15 @@ def train_model(
         tracker = tracking_callback()
         if tracker is not None:
             hooks.append(tracker)
-        config = replace(config, device=plan.device)
+        config = dataclasses.replace(config, device=plan.device)
         trainer = Trainer(config, image_cache, callbacks=hooks, augment=augment_config)
         result = trainer.fit()
     best = torch.load(result.best, map_location="cpu", weights_only=True)
     best["training"] = None
     last = torch.load(result.last, map_location="cpu", weights_only=True)
+    for checkpoint in (best, last):  # the value as configured, not this machine's cache path
+        checkpoint["config"]["train_args"]["pretrained"] = pretrained
+        checkpoint["config"]["base_weights"] = base.record() if base is not None else None
     history = pd.DataFrame(result.history)
     logger.info(
         "training done: best fitness %.5f after %d epochs%s",

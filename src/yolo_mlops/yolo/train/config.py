@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from yolo_mlops.yolo.io.weights import OFFICIAL_BASE_URL, check_sha256
 from yolo_mlops.yolo.model.network import SCALES
 
 
@@ -16,7 +17,10 @@ class TrainConfig:
     """The ``training`` parameter block (defaults = the reference recipe, design §4).
 
     The image size comes from the image cache. ``resume``: False, True (``save_dir/last.pt``) or
-    a checkpoint path. ``pretrained``: "" (scratch), our checkpoint or an Ultralytics ``.pt``.
+    a checkpoint path. ``pretrained``: "" (scratch), or a local file (our checkpoint or an
+    Ultralytics ``.pt``) whose scale must be ``scale``; an official name (``yolo11n.pt``) or URL
+    is fetched by the Kedro layer (``yolo_mlops.weights_cache``) from ``weights_base_url`` and
+    checked against ``pretrained_sha256`` before the trainer gets the local path.
     ``threads``: torch intra-op threads (0 = torch's default). ``device`` may list GPUs
     (``0,1,2,3`` or ``cuda:0,1``: one DDP process each) and ``nproc`` asks for that many DDP
     processes on one device type (CPU: gloo); the Kedro node launches them with torchrun, the
@@ -54,7 +58,9 @@ class TrainConfig:
     channels_last: bool = True
     sync_bn: bool = False
     clip_grad: float = 10.0
-    pretrained: str = ""
+    pretrained: str | None = ""  # None (`--params training.pretrained=`) = "" = from scratch
+    pretrained_sha256: str | None = None
+    weights_base_url: str = OFFICIAL_BASE_URL
     resume: bool | str = False
     save_dir: str = "data/06_models/run"
     train_split: str = "train"
@@ -68,6 +74,8 @@ class TrainConfig:
             raise ValueError("epochs, batch and nbs must be >= 1")
         if self.lr0 <= 0 or not 0 < self.lrf <= 1:
             raise ValueError("lr0 must be > 0 and lrf in (0, 1]")
+        self.pretrained_sha256 = check_sha256(self.pretrained_sha256, "training.pretrained_sha256")
+        self.pretrained = self.pretrained or ""
         if self.nproc < 1 or self.dist_timeout_s <= 0:
             raise ValueError("training.nproc must be >= 1 and training.dist_timeout_s > 0")
         if self.optimizer not in ("SGD", "AdamW", "auto"):

@@ -25,8 +25,8 @@ from yolo_mlops.yolo.data.augment import AugmentConfig
 from yolo_mlops.yolo.data.loader import build_eval_loader, build_train_loader
 from yolo_mlops.yolo.device import select_device
 from yolo_mlops.yolo.eval.evaluate import evaluate
-from yolo_mlops.yolo.io.checkpoint import read_checkpoint
 from yolo_mlops.yolo.io.format import LIBRARY_VERSION
+from yolo_mlops.yolo.io.weights import load_pretrained, transfer_weights
 from yolo_mlops.yolo.model.network import build_model
 from yolo_mlops.yolo.train import state as train_state
 from yolo_mlops.yolo.train.config import TrainConfig, TrainResult
@@ -69,20 +69,6 @@ __all__ = [
 
 #: ``callback(epoch, row)`` after every epoch; ``epoch`` = completed epochs (1-based).
 EpochCallback = Callable[[int, dict[str, float]], None]
-
-
-def transfer_weights(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> int:
-    """Copy tensors whose name *and* shape match into ``model``; return how many were copied.
-
-    Mismatched class counts leave the classification outputs at their fresh initialisation.
-    """
-    own = model.state_dict()
-    matched = {
-        k: v.to(own[k].dtype) for k, v in state_dict.items() if k in own and v.shape == own[k].shape
-    }
-    model.load_state_dict(matched, strict=False)
-    LOGGER.info("transferred %d/%d tensors from the pretrained weights", len(matched), len(own))
-    return len(matched)
 
 
 @dataclass
@@ -153,7 +139,7 @@ class Trainer:
         names = list(self.cache.names)
         model = build_model(self.config.scale, num_classes=len(names), names=names)
         if self.config.pretrained:
-            transfer_weights(model, read_checkpoint(self.config.pretrained)["state_dict"])
+            load_pretrained(model, self.config.pretrained, self.config.scale)
         for name, param in model.named_parameters():
             if ".dfl" in name:  # the DFL projection is a fixed 0..15 ramp, never trained
                 param.requires_grad_(False)
