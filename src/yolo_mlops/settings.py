@@ -5,10 +5,11 @@ from omegaconf.resolvers import oc
 
 from yolo_mlops.hooks import MlflowTrackingHook
 from yolo_mlops.param_validation import ParameterValidationHook
+from yolo_mlops.validation_report import ValidationReportHook
 
 # Parameters are validated as soon as the context exists; the tracking hook owns one MLflow run
 # per `kedro run` (see hooks.py).
-HOOKS = (ParameterValidationHook(), MlflowTrackingHook())
+HOOKS = (ParameterValidationHook(), MlflowTrackingHook(), ValidationReportHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
