@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from yolo_mlops.file_modes import honour_umask
+
 logger = logging.getLogger(__name__)
 
 _COPY_CHUNK = 1 << 20
@@ -264,6 +266,7 @@ def safe_extract(archive: Path, destination: Path, limits: ExtractLimits = Extra
             and top_level[0].name not in {"images", "labels"}  # a bare dataset is not a wrapper
         )
         content = top_level[0] if wrapper else staging
+        honour_umask(content)  # mkdtemp made the staging folder 0700
         os.replace(content, destination)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
         raise ArchiveError(f"{archive}: extraction failed: {error}") from error

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from yolo_mlops import __version__
+from yolo_mlops.file_modes import honour_umask
 from yolo_mlops.yolo.model import SCALES, STRIDES, YOLO11
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ def save_checkpoint(
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        honour_umask(tmp_name)  # mkstemp made it 0600
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -167,8 +169,16 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         # Not loadable as plain data: an Ultralytics file (pickled modules) or something unsafe.
         from yolo_mlops.yolo.ultralytics_import import read_ultralytics_checkpoint
 
-        return read_ultralytics_checkpoint(path)
-    except (RuntimeError, EOFError, OSError) as error:
+        try:
+            return read_ultralytics_checkpoint(path)
+        except CheckpointError:
+            raise
+        except Exception as error:  # a text file, a truncated pickle: whatever the unpickler hit
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint ({type(error).__name__}: {error}); expected a "
+                "yolo-mlops or Ultralytics .pt file"
+            ) from error
+    except Exception as error:  # truncated zip, random bytes, a folder: never a raw torch error
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({error})") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(

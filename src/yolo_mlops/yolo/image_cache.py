@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from yolo_mlops.file_modes import honour_umask
 from yolo_mlops.yolo.letterbox import resize_long_side
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class ImageCacheSource:
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
             self._write(staging)
+            honour_umask(staging)  # mkdtemp made it 0700
             if path.exists():
                 shutil.rmtree(path)
             os.replace(staging, path)

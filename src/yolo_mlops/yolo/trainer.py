@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from yolo_mlops.params import params_to_dict, parse_params
-from yolo_mlops.yolo import train_state
+from yolo_mlops.yolo import run_guard, train_state
 from yolo_mlops.yolo.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -119,10 +119,8 @@ def select_device(name: str) -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"training.device={name!r} but CUDA is not available")
-    return device
+    run_guard.check_device(name)
+    return torch.device(int(name) if name.isdigit() else name)
 
 
 def transfer_weights(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> int:
@@ -150,6 +148,8 @@ class Trainer:
         dist_info: DDP process info (default: single process).
         criterion: loss override (tests); default ``DetectionLoss(nc)``.
         augment: training augmentation (default ``AugmentConfig()``, spec 4.1).
+        checkpoint_meta: extra plain entries for the checkpoints' ``config`` (e.g. the tracking
+            run that trains them, so a resume or a later registration finds it).
     """
 
     def __init__(
@@ -162,8 +162,10 @@ class Trainer:
         dist_info: DistInfo | None = None,
         criterion: Callable | None = None,
         augment: Any = None,
+        checkpoint_meta: dict[str, Any] | None = None,
     ) -> None:
         self.config = parse_params(TrainConfig, config, "training")
+        self.checkpoint_meta = dict(checkpoint_meta or {})
         self.cache = cache
         self.callbacks = list(callbacks)
         self.batch_callbacks = list(batch_callbacks)
@@ -176,13 +178,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- set-up
     def _resume_path(self) -> Path | None:
-        resume = self.config.resume
-        if resume is False or resume == "":
-            return None
-        path = self.last_path if resume is True else Path(str(resume))
-        if not path.is_file():
-            raise FileNotFoundError(f"training.resume: no checkpoint at {path} to resume from")
-        return path
+        return run_guard.resume_path(self.config.resume, self.save_dir)
 
     def _build_model(self) -> nn.Module:
         from yolo_mlops.yolo.checkpoint import read_checkpoint
@@ -216,7 +212,10 @@ class Trainer:
         from yolo_mlops.yolo.loss import DetectionLoss
 
         cfg = self.config
+        run_guard.check_splits(cfg.train_split, cfg.val_split)
         device = select_device(cfg.device)
+        if self._resume_path() is None and self.dist.is_main:
+            run_guard.set_aside_unfinished(self.save_dir)  # never overwrite a resumable run
         if self.dist.enabled and device.type == "cuda":
             device = torch.device("cuda", self.dist.local_rank)
         if cfg.threads > 0:
@@ -408,4 +407,5 @@ class Trainer:
             "stride": [int(s) for s in bare.stride.tolist()],
             "project_version": __version__,
             "train_args": params_to_dict(self.config),
+            **self.checkpoint_meta,
         }
