@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from yolo_mlops.params import parse_params
-from yolo_mlops.tracking import pyfunc_model, registry
+from yolo_mlops.tracking import orphans, pyfunc_model, registry
 from yolo_mlops.tracking import run as tracking_run
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def register_model(
         )
         return {"status": "skipped", "reason": reason, "model_name": settings.model_name}
     return registry.log_and_register(
-        run,
+        orphans.training_run(model_checkpoint, run),  # the run that trained the model
         model_checkpoint,
         metrics,
         model_name=settings.model_name,

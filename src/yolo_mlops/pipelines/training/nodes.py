@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
 from yolo_mlops.params import parse_params
+from yolo_mlops.tracking import orphans
+from yolo_mlops.yolo import run_guard
 from yolo_mlops.yolo.trainer import EpochCallback, TrainConfig, Trainer
 
 logger = logging.getLogger(__name__)
@@ -58,7 +61,21 @@ def train_model(
     tracker = tracking_callback()
     if tracker is not None:
         hooks.append(tracker)
-    result = Trainer(config, image_cache, callbacks=hooks, augment=_augment(preprocessing)).fit()
+    meta = orphans.checkpoint_meta()
+    save_dir = Path(config.save_dir)
+    with run_guard.exclusive_save_dir(save_dir, meta) as previous:
+        orphans.close_stale(previous, save_dir)
+        resume = run_guard.resume_path(config.resume, save_dir)
+        if resume is not None:
+            orphans.link_resume(torch.load(resume, map_location="cpu", weights_only=True))
+        trainer = Trainer(
+            config,
+            image_cache,
+            callbacks=hooks,
+            augment=_augment(preprocessing),
+            checkpoint_meta=meta,
+        )
+        result = trainer.fit()
     best = torch.load(result.best, map_location="cpu", weights_only=True)
     best["training"] = None
     last = torch.load(result.last, map_location="cpu", weights_only=True)
