@@ -12,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from yolo_mlops.pipelines.preprocessing.nodes import build_mosaic_inputs
-from yolo_mlops.pipelines.preprocessing.yolo_tables import yolo_folder_tables
-from yolo_mlops.yolo.image_cache import ImageCache
+from yolo_mlops.pipelines.preprocess.nodes import build_image_cache
+from yolo_mlops.pipelines.preprocess.yolo_tables import yolo_folder_tables
+from yolo_mlops.yolo.data.image_cache import ImageCache
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ZIP = ROOT.parent / "shared" / "data" / "coco128.zip"
@@ -49,5 +49,5 @@ def build_coco128_cache(archive: Path, workdir: Path, imgsz: int, images: int = 
             }
         )
     )
-    source = build_mosaic_inputs(*yolo_folder_tables(dataset_yaml), {"imgsz": imgsz})
+    source = build_image_cache(*yolo_folder_tables(dataset_yaml), {"imgsz": imgsz})
     return source.materialise(workdir / "image_cache")

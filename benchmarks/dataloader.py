@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
 
-from yolo_mlops.yolo.image_cache import ImageCache
-from yolo_mlops.yolo.loader import build_train_loader
+from yolo_mlops.yolo.data.image_cache import ImageCache
+from yolo_mlops.yolo.data.loader import build_train_loader
 
 logger = logging.getLogger("benchmarks.dataloader")
 
@@ -66,7 +66,7 @@ def training_rate(cache: ImageCache, batch: int, steps: int) -> dict:
     """yolo11n training images/s (forward + loss + backward + step); guarded if missing."""
     try:
         from yolo_mlops.yolo import build_model
-        from yolo_mlops.yolo.loss import DetectionLoss
+        from yolo_mlops.yolo.train.loss import DetectionLoss
     except ImportError as error:
         return {"available": False, "reason": f"model/loss not importable: {error}"}
     model = build_model("n", num_classes=80).train()

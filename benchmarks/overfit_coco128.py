@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
 
-from yolo_mlops.yolo.trainer import Trainer
+from yolo_mlops.yolo.train.trainer import Trainer
 
 logger = logging.getLogger("benchmarks.overfit_coco128")
 

@@ -1,7 +1,7 @@
 """Training throughput of yolo11n on CPU: images per second, data loading included (issue 5).
 
 For each image size (320 and 640 by default) and precision (fp32, bf16 autocast), runs the real
-training step of :func:`yolo_mlops.yolo.engine.train_one_epoch` (augmenting loader, forward,
+training step of :func:`yolo_mlops.yolo.train.engine.train_one_epoch` (augmenting loader, forward,
 loss, backward, accumulation, clipping, optimizer step, EMA) over COCO128 at batch 16, after one
 warm-up batch, and reports images/s with the split into data-wait and compute seconds. Prints a
 table and writes JSON.
@@ -28,12 +28,12 @@ from typing import Any
 import torch
 from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
 
-from yolo_mlops.yolo.ema import ModelEMA
-from yolo_mlops.yolo.engine import LoopState, StepSchedule, train_one_epoch
-from yolo_mlops.yolo.loader import build_train_loader
-from yolo_mlops.yolo.loss import DetectionLoss
-from yolo_mlops.yolo.model import build_model
-from yolo_mlops.yolo.optim import (
+from yolo_mlops.yolo.train.ema import ModelEMA
+from yolo_mlops.yolo.train.engine import LoopState, StepSchedule, train_one_epoch
+from yolo_mlops.yolo.data.loader import build_train_loader
+from yolo_mlops.yolo.train.loss import DetectionLoss
+from yolo_mlops.yolo.model.network import build_model
+from yolo_mlops.yolo.train.optim import (
     LRFactor,
     OptimizerChoice,
     accumulate_steps,

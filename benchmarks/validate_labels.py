@@ -1,6 +1,6 @@
 """Label-validation throughput: images checked per second, and how it scales with workers.
 
-Runs :func:`yolo_mlops.data.validation.validate_dataset` (full decode of every image, label
+Runs :func:`yolo_mlops.ingestion.validation.validate_dataset` (full decode of every image, label
 parsing, policy, tables) on COCO128 (when ``../shared/data/coco128.zip`` exists) and on a
 synthetic COCO-sized set of ``--n`` images, with each pool size in ``--workers`` and each pool
 kind in ``--executors``. Speed-up is relative to 1 worker of the same kind; efficiency =
@@ -27,10 +27,10 @@ from typing import Any
 
 import cv2
 
-from yolo_mlops.data.archive import safe_extract
-from yolo_mlops.data.dataset_yaml import DatasetSpec, parse_dataset_yaml, shipped_yaml
-from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset
-from yolo_mlops.data.validation import ValidationConfig, validate_dataset
+from yolo_mlops.ingestion.archive import safe_extract
+from yolo_mlops.ingestion.dataset_yaml import DatasetSpec, parse_dataset_yaml, shipped_yaml
+from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset
+from yolo_mlops.ingestion.validation import ValidationConfig, validate_dataset
 
 logger = logging.getLogger("benchmarks.validate_labels")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset
+from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset
 
 for _name, _value in {
     "KEDRO_DISABLE_TELEMETRY": "true",

@@ -33,7 +33,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.pipeline import Pipeline
 
 from tests.conftest import COCO128_ZIP, PROJECT_ROOT
-from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
+from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
 from yolo_mlops.pipeline_registry import register_pipelines, stage_pipelines
 
 DVC_YAML = PROJECT_ROOT / "dvc.yaml"

@@ -10,7 +10,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from tests.conftest import PROJECT_ROOT
-from yolo_mlops.yolo.run_guard import RunSettingsError
+from yolo_mlops.yolo.train.run_guard import RunSettingsError
 
 pytestmark = pytest.mark.integration
 

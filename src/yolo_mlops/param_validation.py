@@ -16,14 +16,14 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from yolo_mlops.params import ParameterError, parse_params
-from yolo_mlops.pipelines.data_ingestion.nodes import DataIngestionParams
-from yolo_mlops.pipelines.data_validation.nodes import DataValidationParams
-from yolo_mlops.pipelines.evaluation.nodes import EvaluationParams
-from yolo_mlops.pipelines.preprocessing.nodes import PreprocessingParams
+from yolo_mlops.pipelines.ingest.nodes import DataIngestionParams
+from yolo_mlops.pipelines.validate.nodes import DataValidationParams
+from yolo_mlops.pipelines.evaluate.nodes import EvaluationParams
+from yolo_mlops.pipelines.preprocess.nodes import PreprocessingParams
 from yolo_mlops.pipelines.register.nodes import RegisterParams
 from yolo_mlops.tracking.config import TrackingParams
-from yolo_mlops.yolo.run_guard import check_train_settings
-from yolo_mlops.yolo.trainer import TrainConfig
+from yolo_mlops.yolo.train.run_guard import check_train_settings
+from yolo_mlops.yolo.train.trainer import TrainConfig
 
 logger = logging.getLogger(__name__)
 

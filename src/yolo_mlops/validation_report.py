@@ -13,7 +13,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from yolo_mlops.data.validation import LabelValidationError
+from yolo_mlops.ingestion.validation import LabelValidationError
 
 logger = logging.getLogger(__name__)
 

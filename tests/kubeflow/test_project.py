@@ -19,7 +19,7 @@ from kfp.components import load_component_from_file
 from mlflow import MlflowClient
 
 from tests.conftest import PROJECT_ROOT
-from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
+from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
 from yolo_mlops.kubeflow.compiler import CompileOptions, compile_project
 from yolo_mlops.kubeflow.grouping import STAGE_TAGS, group_stages
 from yolo_mlops.kubeflow.parameters import PIPELINE_PARAMETERS

@@ -18,8 +18,8 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from tests.conftest import PROJECT_ROOT
-from tests.data.http_server import ServerState, serve
-from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
+from tests.ingestion.http_server import ServerState, serve
+from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
 
 pytestmark = pytest.mark.integration
 

@@ -75,8 +75,8 @@ def tiny_checkpoint(imgsz: int = 64) -> dict[str, Any]:
     """A random-weight YOLO11n checkpoint dict with 3 classes (what CheckpointDataset loads)."""
     import torch
 
-    from yolo_mlops.yolo.checkpoint import FORMAT, FORMAT_VERSION, make_config
-    from yolo_mlops.yolo.model import build_model
+    from yolo_mlops.yolo.io.checkpoint import FORMAT, FORMAT_VERSION, make_config
+    from yolo_mlops.yolo.model.network import build_model
 
     torch.manual_seed(0)
     model = build_model("n", num_classes=len(NAMES))

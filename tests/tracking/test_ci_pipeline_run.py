@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 
 from tests.conftest import PROJECT_ROOT
 from tests.tracking.helpers import embedded_store
-from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
+from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
 
 
 @pytest.mark.integration

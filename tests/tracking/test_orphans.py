@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from yolo_mlops.tracking import orphans
 from yolo_mlops.tracking import run as tracking_run
 from yolo_mlops.tracking.config import TrackingParams
-from yolo_mlops.yolo.run_guard import SaveDirBusyError, exclusive_save_dir
+from yolo_mlops.yolo.train.run_guard import SaveDirBusyError, exclusive_save_dir
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ import sys, time
 from pathlib import Path
 from yolo_mlops.tracking import orphans, run as tracking_run
 from yolo_mlops.tracking.config import TrackingParams
-from yolo_mlops.yolo.run_guard import exclusive_save_dir
+from yolo_mlops.yolo.train.run_guard import exclusive_save_dir
 
 params = TrackingParams(uri=sys.argv[1], experiment="orphans")
 tracking_run.start_or_join(params, Path.cwd(), "killed-training", {})

@@ -8,7 +8,7 @@ from mlflow.exceptions import MlflowException
 
 from tests.tracking.helpers import NAMES, synthetic_jpeg
 from yolo_mlops.tracking.pyfunc_model import OUTPUT_COLUMNS, YoloDetectorModel, decode_image
-from yolo_mlops.yolo.checkpoint import save_checkpoint
+from yolo_mlops.yolo.io.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")

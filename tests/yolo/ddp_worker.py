@@ -15,14 +15,14 @@ import sys
 import torch
 from torch import nn
 
-from yolo_mlops.yolo.distributed import cleanup, init_distributed, shard_loader, wrap_model
-from yolo_mlops.yolo.ema import unwrap
-from yolo_mlops.yolo.engine import LoopState, StepSchedule, train_one_epoch
-from yolo_mlops.yolo.image_cache import ImageCache
-from yolo_mlops.yolo.loader import build_train_loader
-from yolo_mlops.yolo.loss import DetectionLoss
-from yolo_mlops.yolo.model import build_model
-from yolo_mlops.yolo.optim import LRFactor, OptimizerChoice, build_optimizer, build_scheduler
+from yolo_mlops.yolo.train.distributed import cleanup, init_distributed, shard_loader, wrap_model
+from yolo_mlops.yolo.train.ema import unwrap
+from yolo_mlops.yolo.train.engine import LoopState, StepSchedule, train_one_epoch
+from yolo_mlops.yolo.data.image_cache import ImageCache
+from yolo_mlops.yolo.data.loader import build_train_loader
+from yolo_mlops.yolo.train.loss import DetectionLoss
+from yolo_mlops.yolo.model.network import build_model
+from yolo_mlops.yolo.train.optim import LRFactor, OptimizerChoice, build_optimizer, build_scheduler
 
 GLOBAL_BATCH = 4
 

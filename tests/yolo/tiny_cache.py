@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from yolo_mlops.data.synthetic import SyntheticSpec, write_synthetic_dataset
+from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset
 from yolo_mlops.yolo.boxes import xywhn_to_xyxy
-from yolo_mlops.yolo.image_cache import CacheImage, ImageCache, ImageCacheSource
+from yolo_mlops.yolo.data.image_cache import CacheImage, ImageCache, ImageCacheSource
 
 
 def make_tiny_cache(root: Path, n_images: int = 8, imgsz: int = 64, seed: int = 0) -> ImageCache:

@@ -1,4 +1,4 @@
-"""Kedro dataset for our checkpoint files (format of ``yolo_mlops.yolo.checkpoint``).
+"""Kedro dataset for our checkpoint files (format of ``yolo_mlops.yolo.io.checkpoint``).
 
 ``save`` takes the checkpoint dict (``format``, ``format_version``, ``config``, ``state_dict``,
 ``training``) and writes it atomically (temporary file in the same folder, fsync, ``os.replace``),
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from kedro.io import AbstractDataset, DatasetError
 
-from yolo_mlops.file_modes import honour_umask
+from yolo_mlops.yolo.file_modes import honour_umask
 
 FORMAT = "yolo-mlops-checkpoint"
 REQUIRED_KEYS = ("format", "format_version", "config", "state_dict")

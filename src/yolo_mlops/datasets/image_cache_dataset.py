@@ -1,4 +1,4 @@
-"""Kedro dataset for the image cache folder (see ``yolo_mlops.yolo.image_cache``).
+"""Kedro dataset for the image cache folder (see ``yolo_mlops.yolo.data.image_cache``).
 
 ``save`` takes an :class:`ImageCacheSource` and builds the folder unless it already holds a cache
 with the same content key (no image is decoded then); ``load`` returns an :class:`ImageCache`.
@@ -12,7 +12,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from yolo_mlops.yolo.image_cache import ImageCache, ImageCacheSource, read_meta
+from yolo_mlops.yolo.data.image_cache import ImageCache, ImageCacheSource, read_meta
 
 
 class ImageCacheDataset(AbstractDataset[ImageCacheSource | ImageCache, ImageCache]):

@@ -42,7 +42,7 @@ from mlflow.models.signature import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
-from yolo_mlops.data import image_format
+from yolo_mlops.ingestion import image_format
 
 IMAGE_COLUMN = "image"
 OUTPUT_COLUMNS = ("image_index", "class_id", "class_name", "score", "x1", "y1", "x2", "y2")
@@ -150,7 +150,7 @@ def decode_image(
 
 def letterbox_square(image: np.ndarray, imgsz: int) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Letterbox to ``imgsz x imgsz`` (scale up allowed); returns (canvas, gain, (pad_x, pad_y))."""
-    from yolo_mlops.yolo.letterbox import letterbox
+    from yolo_mlops.yolo.data.letterbox import letterbox
 
     boxed = letterbox(image, imgsz, scaleup=True, center=True)
     return boxed.image, boxed.gain, boxed.pad
@@ -160,7 +160,7 @@ class YoloDetectorModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper around a yolo-mlops checkpoint (artifact ``checkpoint``)."""
 
     def load_context(self, context) -> None:
-        from yolo_mlops.yolo.checkpoint import model_from_checkpoint, read_checkpoint
+        from yolo_mlops.yolo.io.checkpoint import model_from_checkpoint, read_checkpoint
 
         ckpt = read_checkpoint(context.artifacts["checkpoint"])
         config = ckpt["config"]
@@ -175,8 +175,8 @@ class YoloDetectorModel(mlflow.pyfunc.PythonModel):
         check_serving_limits(self.max_pixels, self.max_request_bytes)
 
     def _detect(self, images: list[np.ndarray], conf: float, iou: float, max_det: int) -> list:
-        from yolo_mlops.yolo.decode import decode
-        from yolo_mlops.yolo.postprocess import non_max_suppression, scale_boxes
+        from yolo_mlops.yolo.model.decode import decode
+        from yolo_mlops.yolo.model.postprocess import non_max_suppression, scale_boxes
 
         boxed = [letterbox_square(image, self.imgsz) for image in images]
         batch = np.stack([canvas[..., ::-1] for canvas, _, _ in boxed])  # [B, S, S, 3] RGB

@@ -144,7 +144,7 @@ def _champion(client: MlflowClient, name: str, alias: str) -> tuple[str | None, 
 
 def _write_inference_checkpoint(checkpoint: Mapping[str, Any], folder: Path) -> Path:
     """The checkpoint without trainer state (smaller; only what inference needs)."""
-    from yolo_mlops.yolo.checkpoint import save_checkpoint
+    from yolo_mlops.yolo.io.checkpoint import save_checkpoint
 
     return save_checkpoint(
         folder / "model.pt", state_dict=checkpoint["state_dict"], config=checkpoint["config"]

@@ -1,15 +1,15 @@
 """The YOLO11 library: model, decoding, post-processing, checkpoints (torch only, no kedro)."""
 
-from yolo_mlops.yolo.checkpoint import (
+from yolo_mlops.yolo.io.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
     read_checkpoint,
     save_checkpoint,
 )
-from yolo_mlops.yolo.decode import decode
-from yolo_mlops.yolo.model import YOLO11, build_model
-from yolo_mlops.yolo.postprocess import non_max_suppression, scale_boxes
-from yolo_mlops.yolo.summary import model_summary
+from yolo_mlops.yolo.model.decode import decode
+from yolo_mlops.yolo.model.network import YOLO11, build_model
+from yolo_mlops.yolo.model.postprocess import non_max_suppression, scale_boxes
+from yolo_mlops.yolo.model.summary import model_summary
 
 __all__ = [
     "YOLO11",

@@ -1,5 +1,0 @@
-"""The ``evaluation`` pipeline: metrics, COCO cross-check and plots of a checkpoint."""
-
-from yolo_mlops.pipelines.evaluation.pipeline import create_pipeline
-
-__all__ = ["create_pipeline"]

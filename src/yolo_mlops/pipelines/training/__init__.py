@@ -1,5 +1,0 @@
-"""The ``training`` pipeline: train YOLO11 on the image cache (tag ``train``)."""
-
-from yolo_mlops.pipelines.training.pipeline import create_pipeline
-
-__all__ = ["create_pipeline"]

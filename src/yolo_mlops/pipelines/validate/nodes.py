@@ -1,0 +1,54 @@
+"""Nodes of the ``data_validation`` pipeline: thin adapters over :mod:`yolo_mlops.ingestion`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from yolo_mlops.ingestion.dataset_yaml import DatasetSpec
+from yolo_mlops.ingestion.paths import project_root
+from yolo_mlops.ingestion.report import class_distribution_figure
+from yolo_mlops.ingestion.validation import LabelValidationError, ValidationConfig, validate_dataset
+from yolo_mlops.params import parse_params
+
+# The parameter block is ValidationConfig itself (policy, tolerance, max_invalid_fraction,
+# workers, executor, progress); see conf/base/parameters_data_validation.yml.
+DataValidationParams = ValidationConfig
+
+
+def validate_labels(
+    dataset_spec: Mapping[str, Any], params: Mapping[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], Figure]:
+    """Check every image and label of the dataset; nothing under data/01_raw is modified.
+
+    Returns:
+        clean_labels (one row per box), image_index (one row per usable image per split),
+        label_problems (file, line, code, message, action), validation_summary (JSON dict),
+        class_distribution_plot (matplotlib figure).
+
+    Raises:
+        LabelValidationError: the policy stops the run; it carries the problem table and a summary,
+            which :class:`yolo_mlops.validation_report.ValidationReportHook` saves as
+            ``label_problems`` and ``validation_summary`` before the run ends.
+    """
+    config = parse_params(DataValidationParams, params, "data_validation")
+    root = project_root()
+    spec = DatasetSpec.from_dict(dict(dataset_spec), base=root)
+    try:
+        result = validate_dataset(spec, config, path_base=root)
+    except LabelValidationError as error:
+        raise LabelValidationError(
+            f"{error}; see the problems listed in data/08_reporting/label_problems.csv and the "
+            "summary in data/08_reporting/validation_summary.json",
+            error.problems,
+            error.summary,
+        ) from error
+    figure = class_distribution_figure(
+        result.summary["instances_per_class"],
+        title=f"{spec.name}: instances per class "
+        f"({result.summary['classes_present']} of {spec.nc} classes present)",
+    )
+    return result.clean_labels, result.image_index, result.problems, result.summary, figure

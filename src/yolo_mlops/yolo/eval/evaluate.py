@@ -1,0 +1,256 @@
+"""Validation loop: letterboxed batches → model → decode → NMS → original pixels → metrics.
+
+``evaluate`` is what ``yolo val`` does in Ultralytics 8.3.0 (spec section 6): NMS at conf 0.001,
+IoU 0.7, max_det 300, multi-label when there is more than one class; predictions and ground truth
+are mapped back to original image pixels before matching. The trainer calls it every epoch on the
+EMA model, the evaluation pipeline once on a checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from yolo_mlops.yolo.model.decode import decode
+from yolo_mlops.yolo.eval.metrics import APResult, ConfusionMatrix, DetectionStats, format_table
+from yolo_mlops.yolo.model.postprocess import non_max_suppression, scale_boxes
+
+logger = logging.getLogger(__name__)
+
+STRIDES = (8, 16, 32)
+
+PREDICTION_COLUMNS = [
+    "image_id",
+    "image_path",
+    "class_id",
+    "class_name",
+    "score",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+]
+GROUND_TRUTH_COLUMNS = ["image_id", "class_id", "x1", "y1", "x2", "y2"]
+IMAGE_COLUMNS = ["image_id", "image_path", "height", "width"]
+
+
+@dataclass
+class EvalResult:
+    """Everything one evaluation produces.
+
+    Attributes:
+        metrics: {"precision", "recall", "mAP50", "mAP50-95", "mAP75", "fitness"}, fractions.
+        per_class: the reference's table ("all" row first): class, images, instances, precision,
+            recall, mAP50, mAP50-95.
+        curves: P/R/F1 versus confidence and the PR curves (:class:`APResult`, IoU 0.5).
+        confusion: confusion matrix at conf 0.25 / IoU 0.45 (``[nc+1, nc+1]``, [pred, true]).
+        predictions: one row per kept detection: image_id (cache index), image_path, class_id,
+            class_name, score, x1, y1, x2, y2 in original image pixels.
+        ground_truth: one row per GT box: image_id, class_id, x1..y2 original pixels.
+        images: one row per evaluated image: image_id, image_path, height, width (original).
+        speed: milliseconds per image: preprocess (to device, /255), inference (forward +
+            decode), nms.
+        names: class names indexed by class id.
+    """
+
+    metrics: dict[str, float]
+    per_class: pd.DataFrame
+    curves: APResult
+    confusion: ConfusionMatrix
+    predictions: pd.DataFrame
+    ground_truth: pd.DataFrame
+    images: pd.DataFrame
+    speed: dict[str, float]
+    names: list[str] = field(default_factory=list)
+
+
+def _image_path(loader: Any, batch: Mapping[str, Any], position: int, image_id: int) -> str:
+    """Path of one batch image: from the batch (``paths``), else from the image cache behind the
+    loader (``loader.cache`` or ``loader.dataset.cache``), else the image id."""
+    paths = batch.get("paths")
+    if paths is not None:
+        return str(paths[position])
+    cache = getattr(loader, "cache", None) or getattr(
+        getattr(loader, "dataset", None), "cache", None
+    )
+    if cache is not None and hasattr(cache, "path"):
+        return str(cache.path(image_id))
+    return str(image_id)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def evaluate(  # noqa: PLR0917 (positional order fixed by CONTRACTS.md)
+    model: nn.Module,
+    loader: Iterable[Mapping[str, Any]],
+    names: list[str],
+    conf: float = 0.001,
+    iou: float = 0.7,
+    max_det: int = 300,
+    device: str | torch.device = "cpu",
+    multi_label: bool = True,
+    verbose: bool = False,
+) -> EvalResult:
+    """Run the model over an eval loader and compute the detection metrics.
+
+    Args:
+        model: a YOLO11 whose ``forward`` returns the 3 raw maps; put in eval mode here (and
+            restored afterwards).
+        loader: batches of ``images`` uint8 ``[B,3,H,W]`` RGB, ``targets`` float ``[N,6]``
+            (batch_index, class_id, x1,y1,x2,y2 input px), ``indices`` int64 ``[B]``,
+            ``orig_shapes`` int64 ``[B,2]`` (h, w), ``ratio_pad`` float ``[B,3]`` (gain, pad_x,
+            pad_y) with ``input_px = orig_px * gain + pad``. Optional ``paths``; otherwise image
+            paths come from the loader's image cache.
+        names: class names (``len(names)`` = number of classes).
+        conf, iou, max_det: NMS settings (validation defaults of the reference).
+        device: where to run the model.
+        multi_label: one candidate per (anchor, class) above ``conf``; used only when nc > 1.
+        verbose: also log one table row per class (the "all" row is always logged).
+
+    Returns:
+        An :class:`EvalResult`; boxes in original image pixels.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    collector = _Collector(loader, list(names))
+    seconds = {"preprocess": 0.0, "inference": 0.0, "nms": 0.0}
+    try:
+        for batch in tqdm(loader, desc="evaluate", leave=False, disable=None):
+            start = time.perf_counter()
+            images = batch["images"].to(device, non_blocking=True).float() / 255
+            _sync(device)
+            after_preprocess = time.perf_counter()
+            # decode belongs to "inference": the reference's model returns decoded boxes
+            decoded = decode(model(images), [int(s) for s in getattr(model, "stride", STRIDES)])
+            _sync(device)
+            after_inference = time.perf_counter()
+            if decoded.shape[1] - 4 != len(names):
+                raise ValueError(
+                    f"the model predicts {decoded.shape[1] - 4} classes but {len(names)} class "
+                    "names were given; evaluate on a dataset with the model's classes"
+                )
+            detections = non_max_suppression(
+                decoded,
+                conf=conf,
+                iou=iou,
+                max_det=max_det,
+                multi_label=multi_label and len(names) > 1,
+            )
+            _sync(device)
+            seconds["preprocess"] += after_preprocess - start
+            seconds["inference"] += after_inference - after_preprocess
+            seconds["nms"] += time.perf_counter() - after_inference
+            collector.add_batch(batch, detections)
+    finally:
+        model.train(was_training)
+
+    metrics, per_class, curves = collector.stats.compute(list(names))
+    seen = max(collector.stats.images_seen, 1)
+    speed = {key: 1000 * value / seen for key, value in seconds.items()}
+    table = per_class if verbose else per_class.iloc[:1]
+    logger.info("validation results:\n%s", format_table(table))
+    logger.info(
+        "speed: %.1f ms preprocess, %.1f ms inference, %.1f ms NMS per image",
+        speed["preprocess"], speed["inference"], speed["nms"],
+    )  # fmt: skip
+    return EvalResult(
+        metrics=metrics,
+        per_class=per_class,
+        curves=curves,
+        confusion=collector.stats.confusion,
+        predictions=collector.predictions(),
+        ground_truth=collector.ground_truth(),
+        images=collector.images(),
+        speed=speed,
+        names=list(names),
+    )
+
+
+def _class_name(names: list[str], class_id: int) -> str:
+    return names[class_id] if 0 <= class_id < len(names) else f"class{class_id}"
+
+
+def _stack(rows: list[np.ndarray], width: int) -> np.ndarray:
+    return np.concatenate(rows, 0) if rows else np.zeros((0, width))
+
+
+class _Collector:
+    """Maps each batch back to original pixels, feeds :class:`DetectionStats`, keeps the rows."""
+
+    def __init__(self, loader: Any, names: list[str]) -> None:
+        self.loader = loader
+        self.names = names
+        self.stats = DetectionStats(len(names))
+        self.prediction_rows: list[np.ndarray] = []
+        self.prediction_paths: list[str] = []
+        self.truth_rows: list[np.ndarray] = []
+        self.image_rows: list[tuple[int, str, int, int]] = []
+
+    def add_batch(self, batch: Mapping[str, Any], detections: list[torch.Tensor]) -> None:
+        """Add one batch: ``detections`` = NMS output, ``[n, 6]`` per image in input pixels."""
+        targets = batch["targets"].detach().cpu().float()
+        orig_shapes = batch["orig_shapes"].detach().cpu().long()
+        ratio_pad = batch["ratio_pad"].detach().cpu().float()
+        indices = batch.get("indices")
+        for position, raw_detection in enumerate(detections):
+            image_id = int(indices[position]) if indices is not None else len(self.image_rows)
+            height, width = (int(v) for v in orig_shapes[position])
+            gain = float(ratio_pad[position, 0])
+            pad = (float(ratio_pad[position, 1]), float(ratio_pad[position, 2]))
+            path = _image_path(self.loader, batch, position, image_id)
+            self.image_rows.append((image_id, path, height, width))
+
+            mine = targets[:, 0] == position
+            true_classes = targets[mine, 1].long().numpy()
+            true_boxes = scale_boxes(targets[mine, 2:6], gain, pad, (height, width)).numpy()
+            detection = raw_detection.detach().float().cpu()
+            pred_boxes = scale_boxes(detection[:, :4], gain, pad, (height, width)).numpy()
+            pred_scores = detection[:, 4].numpy()
+            pred_classes = detection[:, 5].long().numpy()
+            self.stats.update(pred_boxes, pred_scores, pred_classes, true_boxes, true_classes)
+
+            if count := len(pred_classes):
+                columns = (np.full(count, image_id), pred_classes, pred_scores, pred_boxes)
+                self.prediction_rows.append(np.column_stack(columns).astype(np.float64))
+                self.prediction_paths.extend([path] * count)
+            if len(true_classes):
+                columns = (np.full(len(true_classes), image_id), true_classes, true_boxes)
+                self.truth_rows.append(np.column_stack(columns).astype(np.float64))
+
+    def predictions(self) -> pd.DataFrame:
+        rows = _stack(self.prediction_rows, 7)
+        return pd.DataFrame(
+            {
+                "image_id": rows[:, 0].astype(np.int64),
+                "image_path": pd.Series(self.prediction_paths, dtype=object),
+                "class_id": rows[:, 1].astype(np.int64),
+                "class_name": [_class_name(self.names, int(c)) for c in rows[:, 1]],
+                "score": rows[:, 2],
+                "x1": rows[:, 3],
+                "y1": rows[:, 4],
+                "x2": rows[:, 5],
+                "y2": rows[:, 6],
+            },
+            columns=PREDICTION_COLUMNS,
+        )
+
+    def ground_truth(self) -> pd.DataFrame:
+        frame = pd.DataFrame(_stack(self.truth_rows, 6), columns=GROUND_TRUTH_COLUMNS)
+        return frame.astype({"image_id": np.int64, "class_id": np.int64})
+
+    def images(self) -> pd.DataFrame:
+        return pd.DataFrame(self.image_rows, columns=IMAGE_COLUMNS)

@@ -1,0 +1,216 @@
+"""The project's checkpoint format: a plain dict that ``torch.load(weights_only=True)`` can read.
+
+```
+{"format": "yolo-mlops-checkpoint", "format_version": 1,
+ "config": {"scale", "nc", "names", "imgsz", "stride", "project_version", "train_args"},
+ "state_dict": {...float32 model weights...},
+ "training": None | {...trainer resume state: plain python + tensors only...}}
+```
+
+Saving is atomic (temporary file in the same folder, then ``os.replace``), so a crash never leaves
+a half-written checkpoint behind. ``read_checkpoint`` also reads Ultralytics ``.pt`` files through
+the restricted unpickler in ``ultralytics_import.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from yolo_mlops import __version__
+from yolo_mlops.yolo.file_modes import honour_umask
+from yolo_mlops.yolo.model.network import SCALES, STRIDES, YOLO11
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "yolo-mlops-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_CONFIG = ("scale", "nc", "names")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be read or does not describe a valid model; names the file."""
+
+
+def make_config(
+    *,
+    scale: str,
+    nc: int,
+    names: list[str] | None = None,
+    imgsz: int = 640,
+    stride: list[int] | None = None,
+    train_args: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A complete checkpoint ``config`` dict (default names ``class0..``, strides 8/16/32)."""
+    return {
+        "scale": scale,
+        "nc": int(nc),
+        "names": list(names) if names is not None else [f"class{i}" for i in range(nc)],
+        "imgsz": int(imgsz),
+        "stride": [int(s) for s in (stride or STRIDES)],
+        "project_version": __version__,
+        "train_args": dict(train_args or {}),
+    }
+
+
+def _validate_config(config: Mapping[str, Any], source: str) -> dict[str, Any]:
+    missing = [key for key in REQUIRED_CONFIG if key not in config]
+    if missing:
+        raise CheckpointError(f"{source}: checkpoint config lacks {missing}")
+    if config["scale"] not in SCALES:
+        raise CheckpointError(
+            f"{source}: unknown scale {config['scale']!r} (expected one of {sorted(SCALES)})"
+        )
+    if not isinstance(config["nc"], int) or config["nc"] < 1:
+        raise CheckpointError(f"{source}: nc must be a positive int, got {config['nc']!r}")
+    if len(config["names"]) != config["nc"]:
+        raise CheckpointError(f"{source}: {len(config['names'])} class names for nc={config['nc']}")
+    full = make_config(
+        scale=config["scale"],
+        nc=config["nc"],
+        names=[str(n) for n in config["names"]],
+        imgsz=config.get("imgsz", 640),
+        stride=config.get("stride"),
+        train_args=config.get("train_args"),
+    )
+    full["project_version"] = config.get("project_version", full["project_version"])
+    # extra keys (e.g. "source" of an imported file) are kept as they are
+    full.update({key: value for key, value in config.items() if key not in full})
+    return full
+
+
+_PLAIN_LEAVES = (type(None), bool, int, float, complex, str, bytes, torch.Tensor, torch.dtype)
+_PLAIN_LEAVES += (torch.Size, torch.device)
+
+
+def _check_plain(value: Any, where: str, source: str) -> None:
+    """Raise unless ``value`` is data that ``torch.load(weights_only=True)`` reads back."""
+    if isinstance(value, _PLAIN_LEAVES):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(key, f"{where} key {key!r}", source)
+            _check_plain(item, f"{where}[{key!r}]", source)
+        return
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for index, item in enumerate(value):
+            _check_plain(item, f"{where}[{index}]", source)
+        return
+    raise CheckpointError(
+        f"{source}: {where} is a {type(value).__module__}.{type(value).__qualname__}, which a "
+        "weights_only checkpoint cannot hold; convert it to plain python/tensors first"
+    )
+
+
+def _plain_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached CPU tensors; floating point ones as float32 (integer buffers keep their dtype)."""
+    out = {}
+    for key, tensor in state_dict.items():
+        t = tensor.detach().cpu()
+        out[key] = (t.float() if t.is_floating_point() else t).contiguous()
+    return out
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    state_dict: Mapping[str, torch.Tensor],
+    config: Mapping[str, Any],
+    training: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically; returns the path. ``config`` needs scale, nc, names."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": _validate_config(config, str(path)),
+        "state_dict": _plain_state_dict(state_dict),
+        "training": dict(training) if training is not None else None,
+    }
+    _check_plain(payload["config"], "config", str(path))
+    _check_plain(payload["training"], "training", str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        honour_umask(tmp_name)  # mkstemp made it 0600
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    logger.debug("saved checkpoint %s", path)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a checkpoint: ours, or an Ultralytics ``.pt`` converted to our dict shape.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: unreadable, unknown layout, newer format version, or (Ultralytics files)
+            a pickled global outside the allow-list (``UnsafeCheckpointError``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # Not loadable as plain data: an Ultralytics file (pickled modules) or something unsafe.
+        from yolo_mlops.yolo.io.ultralytics_import import read_ultralytics_checkpoint
+
+        try:
+            return read_ultralytics_checkpoint(path)
+        except CheckpointError:
+            raise
+        except Exception as error:  # a text file, a truncated pickle: whatever the unpickler hit
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint ({type(error).__name__}: {error}); expected a "
+                "yolo-mlops or Ultralytics .pt file"
+            ) from error
+    except Exception as error:  # truncated zip, random bytes, a folder: never a raw torch error
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({error})") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: not a yolo-mlops checkpoint (no 'format': {FORMAT!r} entry); "
+            "Ultralytics files are recognised by their pickled model"
+        )
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format_version {version!r} is newer than this yolo-mlops "
+            f"({__version__}) reads (<= {FORMAT_VERSION}); upgrade yolo-mlops to load it"
+        )
+    if not isinstance(payload.get("state_dict"), dict):
+        raise CheckpointError(f"{path}: checkpoint has no state_dict")
+    payload["config"] = _validate_config(payload.get("config") or {}, str(path))
+    payload.setdefault("training", None)
+    return payload
+
+
+def model_from_checkpoint(ckpt: Mapping[str, Any]) -> YOLO11:
+    """Build the model a checkpoint dict describes, load its weights, eval mode, names set."""
+    config = ckpt["config"]
+    model = YOLO11(config["scale"], config["nc"], config["names"])
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"weights do not fit YOLO11{config['scale']} with nc={config['nc']}: {error}"
+        ) from error
+    return model.eval()
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> YOLO11:
+    """A ready (eval-mode) model from our checkpoint or an Ultralytics one."""
+    return model_from_checkpoint(read_checkpoint(path))

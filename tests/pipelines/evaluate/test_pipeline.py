@@ -1,0 +1,216 @@
+"""The evaluation pipeline on a synthetic image cache with a tiny untrained YOLO11n."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from PIL import Image
+
+from tests.pipelines.preprocess.helpers import synthetic_cache
+from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset
+from yolo_mlops.params import ParameterError
+from yolo_mlops.pipelines.evaluate import create_pipeline
+from yolo_mlops.pipelines.evaluate.nodes import evaluate_model
+from yolo_mlops.pipelines.evaluate.pipeline import OUTPUTS
+from yolo_mlops.pipelines.preprocess.nodes import build_image_cache
+from yolo_mlops.pipelines.preprocess.yolo_tables import yolo_folder_tables
+from yolo_mlops.yolo.io.checkpoint import make_config, read_checkpoint, save_checkpoint
+from yolo_mlops.yolo.model.network import build_model
+
+IMGSZ = 64
+PLOTS = {
+    "pr_curve_plot": "data/08_reporting/pr_curve.png",
+    "f1_curve_plot": "data/08_reporting/f1_curve.png",
+    "confusion_matrix_plot": "data/08_reporting/confusion_matrix.png",
+    "val_predictions_plot": "data/08_reporting/val_predictions.png",
+}
+PARAMS = {"device": "cpu", "batch_size": 4, "plot_images": 4}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory):
+    return synthetic_cache(tmp_path_factory.mktemp("evaluation"), imgsz=IMGSZ)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_path(cache, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = build_model("n", num_classes=len(cache.names), names=cache.names)
+    config = make_config(scale="n", nc=len(cache.names), names=list(cache.names), imgsz=IMGSZ)
+    path = tmp_path_factory.mktemp("models") / "best.pt"
+    return save_checkpoint(path, state_dict=model.state_dict(), config=config)
+
+
+def _catalog(root: Path, cache, parameters: dict, checkpoint: dict | None) -> DataCatalog:
+    config = {
+        "metrics": {"type": "json.JSONDataset", "filepath": "data/08_reporting/metrics.json"},
+        "per_class_metrics": {
+            "type": "pandas.CSVDataset",
+            "filepath": "data/08_reporting/per_class_metrics.csv",
+            "save_args": {"index": False},
+        },
+        "pr_curve_data": {
+            "type": "pandas.CSVDataset",
+            "filepath": "data/08_reporting/pr_curve.csv",
+            "save_args": {"index": False},
+        },
+        "val_predictions": {
+            "type": "pandas.ParquetDataset",
+            "filepath": "data/07_model_output/val_predictions.parquet",
+        },
+        **{
+            name: {"type": "matplotlib.MatplotlibDataset", "filepath": path}
+            for name, path in PLOTS.items()
+        },
+    }
+    for entry in config.values():
+        entry["filepath"] = str(root / entry["filepath"])
+    catalog = DataCatalog.from_config(config)
+    catalog["image_cache"] = MemoryDataset(cache, copy_mode="assign")
+    catalog["params:evaluation"] = MemoryDataset(parameters)
+    if checkpoint is not None:
+        catalog["model_checkpoint"] = MemoryDataset(checkpoint, copy_mode="assign")
+    return catalog
+
+
+def test_pipeline_writes_metrics_tables_plots_and_predictions(tmp_path, cache, checkpoint_path):
+    catalog = _catalog(tmp_path, cache, PARAMS, read_checkpoint(checkpoint_path))
+    pipeline = create_pipeline()
+    assert "model_checkpoint" in pipeline.inputs()
+    assert {n.name for n in pipeline.nodes} == {"evaluate_model"}
+    assert all("evaluate" in n.tags for n in pipeline.nodes)
+    SequentialRunner().run(pipeline, catalog)
+
+    metrics = json.loads((tmp_path / "data/08_reporting/metrics.json").read_text())
+    for key in (
+        "precision",
+        "recall",
+        "mAP50",
+        "mAP50-95",
+        "fitness",
+        "coco/mAP50-95",
+        "coco/mAP50",
+    ):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert {"speed_ms/preprocess", "speed_ms/inference", "speed_ms/nms"} <= set(metrics)
+
+    per_class = pd.read_csv(tmp_path / "data/08_reporting/per_class_metrics.csv")
+    assert list(per_class.columns) == [
+        "class", "images", "instances", "precision", "recall", "mAP50", "mAP50-95",
+    ]  # fmt: skip
+    assert per_class.loc[0, "class"] == "all"
+    assert per_class.loc[0, "images"] == len(cache.indices("val"))
+    instances = sum(len(cache.classes(int(i))) for i in cache.indices("val"))
+    assert per_class.loc[0, "instances"] == instances
+
+    pr_curve = pd.read_csv(tmp_path / "data/08_reporting/pr_curve.csv")
+    assert list(pr_curve.columns) == ["class", "recall", "precision"]
+    assert "all" in set(pr_curve["class"])
+    assert pr_curve["precision"].between(0, 1).all()
+
+    predictions = pd.read_parquet(tmp_path / "data/07_model_output/val_predictions.parquet")
+    assert {"image_path", "class_id", "class_name", "score", "x1", "y1", "x2", "y2"} <= set(
+        predictions.columns
+    )
+    assert len(predictions) > 0  # an untrained model at conf 0.001 still predicts
+    val_paths = {cache.path(int(i)) for i in cache.indices("val")}
+    assert set(predictions["image_path"]) <= val_paths
+
+    for path in PLOTS.values():
+        with Image.open(tmp_path / path) as image:
+            assert image.size[0] > 100 and np.asarray(image).std() > 0
+
+
+def test_standalone_pipeline_evaluates_the_given_checkpoint_file(tmp_path, cache, checkpoint_path):
+    pipeline = create_pipeline(standalone=True)
+    assert "model_checkpoint" not in pipeline.inputs()
+    parameters = {**PARAMS, "checkpoint": str(checkpoint_path), "coco_eval": False}
+    SequentialRunner().run(pipeline, _catalog(tmp_path, cache, parameters, None))
+    metrics = json.loads((tmp_path / "data/08_reporting/metrics.json").read_text())
+    assert "mAP50-95" in metrics and "coco/mAP50-95" not in metrics
+
+
+def test_checkpoint_parameter_overrides_the_trained_model(cache, checkpoint_path):
+    wrong = read_checkpoint(checkpoint_path)
+    wrong = {**wrong, "config": {**wrong["config"], "nc": 99}}  # would fail if it were used
+    parameters = {**PARAMS, "checkpoint": str(checkpoint_path), "coco_eval": False}
+    outputs = evaluate_model(cache, parameters, wrong)
+    assert set(outputs) == set(OUTPUTS)
+    assert outputs["metrics"]["fitness"] == pytest.approx(
+        0.1 * outputs["metrics"]["mAP50"] + 0.9 * outputs["metrics"]["mAP50-95"]
+    )
+
+
+def test_same_checkpoint_gives_same_metrics_run_to_run(cache, checkpoint_path):
+    parameters = {**PARAMS, "coco_eval": False}
+    ckpt = read_checkpoint(checkpoint_path)
+    first = evaluate_model(cache, parameters, ckpt)["metrics"]
+    second = evaluate_model(cache, parameters, ckpt)["metrics"]
+    assert {k: v for k, v in first.items() if not k.startswith("speed")} == {
+        k: v for k, v in second.items() if not k.startswith("speed")
+    }
+
+
+def test_class_count_mismatch_is_an_error_naming_both_counts(cache, checkpoint_path):
+    model = build_model("n", num_classes=5)
+    ckpt = {
+        "config": make_config(scale="n", nc=5),
+        "state_dict": model.state_dict(),
+        "training": None,
+    }
+    with pytest.raises(ValueError, match="5 classes but the dataset has 3"):
+        evaluate_model(cache, PARAMS, ckpt)
+
+
+def test_missing_checkpoint_file_is_an_error(cache, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.pt"):
+        evaluate_model(cache, {**PARAMS, "checkpoint": str(tmp_path / "nope.pt")}, None)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"confidence": 0.1}, "evaluation.confidence"),
+        ({"conf": 1.5}, "conf must be in"),
+        ({"iou": 0.0}, "iou must be in"),
+        ({"batch_size": 0}, "must be >= 1"),
+        ({"max_det": "many"}, "evaluation.max_det"),
+    ],
+)
+def test_invalid_parameters_are_rejected(cache, parameters, message):
+    with pytest.raises(ParameterError, match=message):
+        evaluate_model(cache, parameters, None)
+
+
+def test_ultralytics_checkpoint_with_other_class_count_is_refused(cache, reference_dir):
+    path = reference_dir / "yolo11n_ultralytics_format.pt"
+    # 80 COCO classes against the 3-class synthetic dataset: read fine, then refused clearly
+    with pytest.raises(ValueError, match="80 classes"):
+        evaluate_model(cache, {**PARAMS, "checkpoint": str(path)}, None)
+
+
+def test_standalone_pipeline_evaluates_an_ultralytics_checkpoint(tmp_path, reference_dir):
+    spec = SyntheticSpec(n_images=4, names=tuple(f"coco{i}" for i in range(80)))
+    tables = yolo_folder_tables(write_synthetic_dataset(tmp_path / "dataset", spec, seed=1))
+    coco_like = build_image_cache(*tables, {"imgsz": IMGSZ}).materialise(tmp_path / "cache")
+    parameters = {
+        **PARAMS,
+        "checkpoint": str(reference_dir / "yolo11n_ultralytics_format.pt"),
+        "max_det": 50,
+        "conf": 1e-6,  # untrained weights: class scores sit near their prior (~1e-5)
+    }
+    SequentialRunner().run(
+        create_pipeline(standalone=True), _catalog(tmp_path, coco_like, parameters, None)
+    )
+    metrics = json.loads((tmp_path / "data/08_reporting/metrics.json").read_text())
+    assert 0.0 <= metrics["mAP50-95"] <= 1.0
+    predictions = pd.read_parquet(tmp_path / "data/07_model_output/val_predictions.parquet")
+    assert 0 < predictions.groupby("image_id").size().max() <= 50
+    assert set(predictions["class_name"]) <= set(coco_like.names)

@@ -1,0 +1,155 @@
+"""train_one_epoch: accumulation, warmup, clipping, EMA, non-finite loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from yolo_mlops.yolo.train.ema import ModelEMA
+from yolo_mlops.yolo.train.engine import (
+    EpochStats,
+    LoopState,
+    NonFiniteLossError,
+    StepSchedule,
+    optimizer_step,
+    train_one_epoch,
+)
+from yolo_mlops.yolo.train.optim import LRFactor, OptimizerChoice, build_optimizer, build_scheduler
+
+
+class TinyDetector(nn.Module):
+    """Returns three 'raw maps' like YOLO11 does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        y = self.conv(x)
+        return [y, y[:, :, ::2, ::2], y[:, :, ::4, ::4]]
+
+
+def squared_loss(maps, targets, batch_size):
+    """Additive over images: per-image mean of squares, summed; parts = (x, x, x) per image."""
+    per_image = sum(m.pow(2).mean(dim=(1, 2, 3)) for m in maps)
+    total = per_image.sum()
+    return total, (total.detach() / batch_size).repeat(3)
+
+
+def batches(n: int, size: int = 4):
+    generator = torch.Generator().manual_seed(1)
+    return [
+        {
+            "images": torch.randint(
+                0, 256, (size, 3, 8, 8), dtype=torch.uint8, generator=generator
+            ),
+            "targets": torch.zeros((2, 6)),
+        }
+        for _ in range(n)
+    ]
+
+
+def setup(batch_size: int = 4, nbs: int = 8, warmup: int = 0, clip: float = 10.0):
+    model = TinyDetector()
+    optimizer = build_optimizer(model, OptimizerChoice("SGD", 0.1, 0.0, 0.0), 0.0)
+    build_scheduler(optimizer, LRFactor(2, 1.0))
+    schedule = StepSchedule(
+        epochs=2, batches_per_epoch=4, batch_size=batch_size, nbs=nbs, warmup_iters=warmup,
+        warmup_bias_lr=0.0, warmup_momentum=0.0, momentum=0.0, lr_factor=LRFactor(2, 1.0),
+        clip_grad=clip,
+    )  # fmt: skip
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    return model, optimizer, schedule, scaler
+
+
+def run(model, optimizer, schedule, scaler, state, loader, **kw):  # noqa: PLR0917
+    criterion = kw.pop("criterion", squared_loss)
+    return train_one_epoch(
+        model, criterion, loader, optimizer=optimizer, scaler=scaler, ema=kw.pop("ema", None),
+        epoch=0, schedule=schedule, state=state, device=torch.device("cpu"), progress=False, **kw,
+    )  # fmt: skip
+
+
+def test_optimizer_steps_every_accumulate_batches():
+    model, optimizer, schedule, scaler = setup(nbs=8)
+    steps = []
+    original = optimizer.step
+    optimizer.step = lambda *a, **k: (steps.append(1), original(*a, **k))[1]
+    state = LoopState(accumulate=2)
+    ema = ModelEMA(model)
+    stats = run(model, optimizer, schedule, scaler, state, batches(4), ema=ema)
+    # iterations 0..3 with last_opt_step=-1: steps at 1 and 3
+    assert len(steps) == 2 and state.last_opt_step == 3 and ema.updates == 2
+    assert isinstance(stats, EpochStats) and stats.images == 16 and stats.instances == 2
+
+
+def test_accumulated_gradients_equal_one_big_batch():
+    data = batches(2)
+    model_a, opt_a, schedule, scaler = setup(nbs=8)
+    run(model_a, opt_a, schedule, scaler, LoopState(accumulate=2), data)
+    model_b, opt_b, schedule_b, scaler_b = setup(batch_size=8, nbs=8)
+    schedule_b.batches_per_epoch = 1
+    big = [{k: torch.cat([d[k] for d in data]) for k in data[0]}]
+    run(model_b, opt_b, schedule_b, scaler_b, LoopState(accumulate=1), big)
+    torch.testing.assert_close(model_a.conv.weight, model_b.conv.weight, rtol=1e-5, atol=1e-6)
+
+
+def test_warmup_sets_lr_and_accumulate_each_iteration():
+    model, optimizer, schedule, scaler = setup(nbs=8, warmup=100)
+    state = LoopState(accumulate=2)
+    stats = run(model, optimizer, schedule, scaler, state, batches(4))
+    # at iteration 3 of 100: lr = 0.1 * 3/100 for weights, accumulate = round(1 + 3/100) = 1
+    assert stats.lrs[1] == pytest.approx(0.003)
+    assert state.accumulate == 1 and state.last_opt_step == 3
+
+
+def test_gradient_norm_is_clipped_before_the_step():
+    model, optimizer, _, scaler = setup(clip=1.0)
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 100.0)
+    seen = []
+    original = optimizer.step
+
+    def spy(*args, **kwargs):
+        seen.append(
+            torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model.parameters()]))
+        )
+        return original(*args, **kwargs)
+
+    optimizer.step = spy
+    optimizer_step(model, optimizer, scaler, None, clip_grad=1.0)
+    assert float(seen[0]) == pytest.approx(1.0, rel=1e-4)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_non_finite_loss_raises_naming_epoch_and_step():
+    model, optimizer, schedule, scaler = setup()
+    calls = []
+
+    def nan_on_third(maps, targets, batch_size):
+        calls.append(1)
+        total, parts = squared_loss(maps, targets, batch_size)
+        if len(calls) == 3:
+            return total * float("nan"), parts * float("nan")
+        return total, parts
+
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1 \(0-based 0\), step 2") as info:
+        run(model, optimizer, schedule, scaler, LoopState(accumulate=1), batches(4),
+            criterion=nan_on_third)  # fmt: skip
+    assert info.value.epoch == 0 and info.value.step == 2
+
+
+def test_batch_callbacks_see_every_step():
+    model, optimizer, schedule, scaler = setup()
+    seen = []
+    run(model, optimizer, schedule, scaler, LoopState(), batches(3),
+        callbacks=[lambda epoch, step: seen.append((epoch, step))])  # fmt: skip
+    assert seen == [(0, 0), (0, 1), (0, 2)]
+
+
+def test_empty_loader_is_an_error():
+    model, optimizer, schedule, scaler = setup()
+    with pytest.raises(ValueError, match="no batches"):
+        run(model, optimizer, schedule, scaler, LoopState(), [])
