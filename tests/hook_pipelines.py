@@ -27,3 +27,14 @@ def evaluate_toy(summary: dict[str, Any]) -> dict[str, float]:
 
 def explode(training: dict[str, Any]) -> None:
     raise RuntimeError("boom in node")
+
+
+def lose_server(training: dict[str, Any]) -> dict[str, Any]:
+    """Kills the tracking server (process group in ``$TOY_SERVER_PGID``) mid-run, then logs."""
+    import os
+    import signal
+
+    os.killpg(int(os.environ["TOY_SERVER_PGID"]), signal.SIGKILL)
+    log_epoch({"train/loss": 1.0}, step=0)  # finds the server gone
+    Path("node_ran.txt").write_text("yes")
+    return {"images": 8, "instances": 12, "backgrounds": 1, "ok": True}

@@ -1,6 +1,6 @@
 """The initial weights are prepared when a run starts, before any node and any MLflow run.
 
-The `kedro run --pipeline training` tests run a copy of the project (conf + pyproject in
+The `kedro run --pipelines training` tests run a copy of the project (conf + pyproject in
 tmp_path) on a synthetic 3-class dataset with the `ci` sizes, the weights served by a loopback
 stand-in for the release; the weights cache lives in tmp_path.
 """

@@ -9,7 +9,10 @@
 - ``after_dataset_saved``: report files in ``data/08_reporting`` become artifacts, the metrics
   JSON and the validation summary's counts become metrics, the dataset manifest's sha256 a tag.
 - ``after_pipeline_run`` / ``on_pipeline_error``: end the run FINISHED / FAILED (only a run this
-  hook started; a joined run is left to its owner).
+  hook started; a joined run is left to its owner). When tracking was on and the server was lost
+  mid-run, the run still ends (every output is already saved) but with
+  :class:`~yolo_mlops.tracking.recovery.TrackingLostError`: a non-zero exit naming the command
+  that registers the kept model.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import yaml
 from kedro.framework.hooks import hook_impl
 
 from yolo_mlops.params import parse_params
-from yolo_mlops.tracking import lineage, reports, ui
+from yolo_mlops.tracking import lineage, recovery, reports, ui
 from yolo_mlops.tracking import run as tracking_run
 from yolo_mlops.tracking.config import TrackingParams
 from yolo_mlops.tracking.params_flatten import flatten, flatten_for_mlflow
@@ -108,8 +111,12 @@ class MlflowTrackingHook:
         if tracking_run.current() is not None and self._project_path is not None:
             # Data produced by this run (download, dvc) may now be known.
             tracking_run.set_tags(lineage.data_tags(self._project_path))
+        lost = tracking_run.lost_reason()
         tracking_run.end("FINISHED")
+        env = str(run_params.get("env") or self._default_env or "")
         self._reset()
+        if lost is not None:
+            raise recovery.TrackingLostError(lost, _pipeline_name(run_params), env)
 
     @hook_impl
     def on_pipeline_error(

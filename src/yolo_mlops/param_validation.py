@@ -2,7 +2,9 @@
 
 Each pipeline parses its own block into a dataclass inside its node; this hook parses them all as
 soon as the Kedro context exists, so a typo in ``conf/`` (or in ``--params``) fails before the
-download starts rather than an hour later when the evaluation node first reads its block.
+download starts rather than an hour later when the evaluation node first reads its block. When the
+pipeline about to run trains, the training settings that need no data (device, split names, the
+resume checkpoint) are checked too, before the first node.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ from yolo_mlops.pipelines.preprocess.nodes import PreprocessingParams
 from yolo_mlops.pipelines.register.nodes import RegisterParams
 from yolo_mlops.pipelines.validate.nodes import DataValidationParams
 from yolo_mlops.tracking.config import TrackingParams
+from yolo_mlops.yolo.train.run_guard import check_train_settings
 from yolo_mlops.yolo.train.trainer import TrainConfig
 
 logger = logging.getLogger(__name__)
+
+#: The node whose settings are checked before a pipeline that contains it starts.
+TRAIN_NODE = "train_model"
 
 #: The top-level parameter blocks of ``conf/*/parameters_*.yml`` and the dataclass of each.
 PARAMETER_BLOCKS: dict[str, type] = {
@@ -56,7 +62,19 @@ def validate_parameters(params: Mapping[str, Any]) -> None:
 class ParameterValidationHook:
     """Fails a ``kedro run`` whose parameters do not match the declared blocks, before any node."""
 
+    def __init__(self) -> None:
+        self._params: Mapping[str, Any] = {}
+
     @hook_impl
     def after_context_created(self, context) -> None:
         validate_parameters(context.params)
+        self._params = context.params
         logger.debug("parameters valid: %s", ", ".join(sorted(context.params)))
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:
+        """Check the training settings when the pipeline trains (before any download)."""
+        if any(node.name == TRAIN_NODE for node in pipeline.nodes):
+            check_train_settings(
+                parse_params(TrainConfig, self._params.get("training"), "training")
+            )

@@ -7,20 +7,23 @@ from yolo_mlops.console import ConsoleHook
 from yolo_mlops.hooks import MlflowTrackingHook
 from yolo_mlops.param_validation import ParameterValidationHook
 from yolo_mlops.tracking.summary_hook import RunSummaryHook
+from yolo_mlops.validation_report import ValidationReportHook
 from yolo_mlops.weights_hook import PretrainedWeightsHook
 
 # The console switches to Rich on a terminal (console.py). Parameters are validated as soon as
 # the context exists; the initial weights are fetched before any node and before the MLflow run
 # starts (weights_hook.py, ``tryfirst``); the tracking hook owns one MLflow run per `kedro run`
-# (see hooks.py); the summary hook ends every run with a summary block. Pluggy calls the hook
-# registered last first: the summary hook comes before the tracking hook so that it sees the run
-# started and logs after the run ended.
+# (see hooks.py); the summary hook ends every run with a summary block; a validation that stops
+# the run still saves its report (validation_report.py). Pluggy calls the hook registered last
+# first: the summary hook comes before the tracking hook so that it sees the run started and logs
+# after the run ended.
 HOOKS = (
     ConsoleHook(),
     ParameterValidationHook(),
     RunSummaryHook(),
     MlflowTrackingHook(),
     PretrainedWeightsHook(),
+    ValidationReportHook(),
 )
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader

@@ -1,6 +1,6 @@
 """Fetch the initial weights when a run starts, before any node (and before the MLflow run).
 
-Why a ``before_pipeline_run`` hook: it knows which nodes will run, so ``kedro run --pipeline data``
+Why a ``before_pipeline_run`` hook: it knows which nodes will run, so ``kedro run --pipelines data``
 or ``kedro viz`` never download weights, while a run that trains (``train_model``) or evaluates a
 named checkpoint (``evaluate_model`` with ``evaluation.checkpoint``) stops *before* the dataset
 download, the image cache and training when the weights are unreachable, with an error that names

@@ -18,6 +18,8 @@ class ServerState:
         support_range: answer ``Range`` requests with 206.
         drop_first: the first GET sends only half the body and closes the connection.
         fail_first_status: the first GET answers this status (e.g. 503) instead.
+        truncate_without_length: every GET sends half the body with no ``Content-Length`` and
+            closes the connection (the client cannot tell the body is incomplete).
         requests: (path, Range header or None) for every request received.
     """
 
@@ -25,6 +27,7 @@ class ServerState:
     support_range: bool = True
     drop_first: bool = False
     fail_first_status: int | None = None
+    truncate_without_length: bool = False
     requests: list[tuple[str, str | None]] = field(default_factory=list)
 
 
@@ -56,6 +59,13 @@ def _handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
             else:
                 self.send_response(200)
             payload = body[start:]
+            if state.truncate_without_length:
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(payload[: len(payload) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.send_header("Content-Length", str(len(payload)))
             if first and state.drop_first:
                 self.send_header("Connection", "close")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import stat
 import tarfile
 import zipfile
@@ -118,3 +119,30 @@ def test_existing_destination_is_not_overwritten(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     with pytest.raises(FileExistsError):
         safe_extract(archive, tmp_path / "out")
+
+
+def test_archive_over_the_compression_ratio_cap_is_refused(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("d/images/zeros.bin", b"\0" * (8 << 20))  # ~1000x
+    with pytest.raises(ArchiveError, match=r"zeros\.bin.*compression-ratio cap of 100"):
+        inspect_archive(bomb, ExtractLimits())
+    assert inspect_archive(bomb, ExtractLimits(max_ratio=10_000)) == ["d/images/zeros.bin"]
+
+
+def test_truncated_archives_are_not_complete(tmp_path: Path) -> None:
+    from yolo_mlops.ingestion.archive import check_complete
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        data = os.urandom(200_000)
+        info = tarfile.TarInfo("d/images/a.bin")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    whole = tmp_path / "d.tar.gz"
+    whole.write_bytes(buffer.getvalue())
+    check_complete(whole)
+    half = tmp_path / "half.tar.gz"
+    half.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ArchiveError, match=r"the-url \(downloaded to .*half\.tar\.gz\)"):
+        check_complete(half, "the-url")

@@ -151,3 +151,30 @@ def test_label_path_replaces_the_last_images_folder() -> None:
     assert label_path(Path("/a/images/b/images/train/x.jpg")) == Path(
         "/a/images/b/labels/train/x.txt"
     )
+
+
+def test_oversized_yaml_is_refused_before_parsing(root: Path, monkeypatch) -> None:
+    import yolo_mlops.ingestion.dataset_yaml as module
+
+    def never(*args, **kwargs):
+        raise AssertionError("the YAML was parsed")
+
+    monkeypatch.setattr(module.yaml, "load", never)
+    monkeypatch.setattr(module.yaml, "safe_load", never)
+    big = root.parent / "big.yaml"
+    big.write_text("names: [a]\ntrain: images/train\nval: images/val\n# " + "x" * (2 << 20))
+    with pytest.raises(DatasetYamlError, match=r"big\.yaml: \d+ bytes is over the 1048576-byte"):
+        parse_dataset_yaml(big, root=root)
+
+
+def test_yaml_is_parsed_with_the_c_safe_loader_when_available(root: Path, monkeypatch) -> None:
+    import yolo_mlops.ingestion.dataset_yaml as module
+
+    used = []
+    real_load = yaml.load
+    monkeypatch.setattr(
+        module.yaml, "load", lambda text, Loader: used.append(Loader) or real_load(text, Loader)
+    )
+    config = {"train": "images/train", "val": "images/val", "names": ["a"]}
+    parse_dataset_yaml(_write(root.parent / "d.yaml", config), root=root)
+    assert used == [getattr(yaml, "CSafeLoader", yaml.SafeLoader)]

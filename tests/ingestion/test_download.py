@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import socket
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.ingestion.http_server import ServerState, serve
+from yolo_mlops.ingestion.archive import ArchiveError
 from yolo_mlops.ingestion.download import DownloadError, RetryPolicy, fetch_archive
 
 FAST = RetryPolicy(retries=2, backoff_s=0.0, timeout_s=5.0)
-BODY = os.urandom(300_000)
+
+
+def _zip_bytes(payload: bytes) -> bytes:
+    """A complete zip holding ``payload`` (stored, so the archive is as large as the payload)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("data/blob.bin", payload)
+    return buffer.getvalue()
+
+
+BODY = _zip_bytes(os.urandom(300_000))
 DIGEST = hashlib.sha256(BODY).hexdigest()
 
 
@@ -96,7 +109,7 @@ def test_changed_archive_on_disk_is_fetched_again(tmp_path: Path) -> None:
     state = ServerState(files={"/d.zip": BODY})
     with serve(state) as base:
         fetch_archive(f"{base}/d.zip", tmp_path / "d.zip", None, FAST)
-        (tmp_path / "d.zip").write_bytes(b"tampered")
+        (tmp_path / "d.zip").write_bytes(_zip_bytes(b"tampered"))
         fetch_archive(f"{base}/d.zip", tmp_path / "d.zip", None, FAST)
     assert len(state.requests) == 2
     assert (tmp_path / "d.zip").read_bytes() == BODY
@@ -130,9 +143,56 @@ def test_archive_with_the_expected_digest_is_reused_whatever_its_source(tmp_path
 
 def test_without_a_digest_an_archive_from_another_source_is_fetched_again(tmp_path: Path) -> None:
     local = tmp_path / "copy.zip"
-    local.write_bytes(b"older archive")
+    local.write_bytes(_zip_bytes(b"older archive"))
     fetch_archive(str(local), tmp_path / "d.zip")
     state = ServerState(files={"/d.zip": BODY})
     with serve(state) as base:
         fetch_archive(f"{base}/d.zip", tmp_path / "d.zip", None, FAST)
     assert len(state.requests) == 1 and (tmp_path / "d.zip").read_bytes() == BODY
+
+
+def test_half_archive_without_content_length_is_never_recorded_or_reused(tmp_path: Path) -> None:
+    state = ServerState(files={"/d.zip": BODY}, truncate_without_length=True)
+    with serve(state) as base:
+        url = f"{base}/d.zip"
+        with pytest.raises(ArchiveError, match=rf"{url} .*not a complete zip or tar"):
+            fetch_archive(url, tmp_path / "d.zip", None, FAST)
+        assert list(tmp_path.iterdir()) == []
+        state.truncate_without_length = False
+        assert fetch_archive(url, tmp_path / "d.zip", None, FAST) == DIGEST
+    assert (tmp_path / "d.zip").read_bytes() == BODY
+
+
+def test_cached_incomplete_archive_with_a_matching_record_is_fetched_again(tmp_path: Path) -> None:
+    half = BODY[: len(BODY) // 2]
+    state = ServerState(files={"/d.zip": BODY})
+    with serve(state) as base:
+        url = f"{base}/d.zip"
+        (tmp_path / "d.zip").write_bytes(half)  # what an older run recorded as "valid"
+        record = {"source": url, "sha256": hashlib.sha256(half).hexdigest()}
+        (tmp_path / "d.zip.json").write_text(json.dumps(record))
+        assert fetch_archive(url, tmp_path / "d.zip", None, FAST) == DIGEST
+    assert len(state.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [BODY[: len(BODY) // 2], b"<!DOCTYPE html><html><body>Sign in</body></html>"],
+    ids=["truncated_zip", "html_named_zip"],
+)
+def test_rejected_source_leaves_the_good_archive_and_names_the_users_file(
+    tmp_path: Path, bad: bytes
+) -> None:
+    good = tmp_path / "good.zip"
+    good.write_bytes(BODY)
+    fetch_archive(str(good), tmp_path / "d.zip")
+    record = (tmp_path / "d.zip.json").read_text()
+    user_file = tmp_path / "user" / "coco.zip"
+    user_file.parent.mkdir()
+    user_file.write_bytes(bad)
+    with pytest.raises(ArchiveError, match=rf"^{user_file} .*not a complete zip or tar") as error:
+        fetch_archive(str(user_file), tmp_path / "d.zip")
+    assert "left as it was" in str(error.value)
+    assert (tmp_path / "d.zip").read_bytes() == BODY
+    assert (tmp_path / "d.zip.json").read_text() == record
+    assert not (tmp_path / "d.zip.part").exists()

@@ -79,3 +79,35 @@ def test_unsafe_archive_leaves_no_dataset_folder(tmp_path: Path) -> None:
         ingest(str(bad), tmp_path / "raw", "demo")
     assert not (tmp_path / "raw" / "demo").exists()
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_unsafe_archive_leaves_the_previous_good_archive_and_dataset(
+    tmp_path: Path, archive: Path
+) -> None:
+    import zipfile
+
+    good = ingest(str(archive), tmp_path / "raw", "demo")
+    before = good.archive.read_bytes()
+    bad = tmp_path / "user" / "bad.zip"
+    bad.parent.mkdir()
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("demo/images/a.jpg", b"x")
+        zf.writestr("demo/../../escape.txt", b"x")
+    with pytest.raises(ArchiveError, match=rf"^data_ingestion.source {bad}: .*escape\.txt"):
+        ingest(str(bad), tmp_path / "raw", "demo")
+    assert good.archive.read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(
+        ["demo", "demo.zip", "demo.zip.json", "demo.extracted.json"]
+    )
+
+
+def test_folders_left_by_a_killed_extraction_are_removed_on_the_next_run(
+    tmp_path: Path, archive: Path
+) -> None:
+    raw = tmp_path / "raw"
+    for stale in ("..demo.new.extract-abc123", ".demo.new", ".demo.old"):
+        (raw / stale / "images").mkdir(parents=True)
+        (raw / stale / "images" / "x.jpg").write_bytes(b"x")
+    ingest(str(archive), raw, "demo")
+    assert sorted(p.name for p in raw.iterdir() if p.name.startswith(".")) == []
+    assert (raw / "demo" / "images").is_dir()

@@ -159,3 +159,33 @@ def test_check_sample_pairs_image_with_its_label_file(tmp_path: Path) -> None:
     sample = lc.check_sample(str(image), 3, 0.01)
     assert sample.label_state == "found" and (sample.width, sample.height) == (40, 30)
     assert sample.rows[0].values == (1.0, 0.5, 0.5, 0.2, 0.2)
+
+
+def test_png_saved_as_jpg_is_kept_with_a_warning_not_called_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "images" / "misnamed.jpg"
+    path.parent.mkdir(parents=True)
+    _ok, encoded = cv2.imencode(".png", np.full((30, 40, 3), 90, np.uint8))
+    path.write_bytes(encoded.tobytes())
+    width, height, problems = lc.check_image(path)
+    assert (width, height, problems) == (40, 30, [])
+    warnings = lc.check_sample(str(path), 1, 0.0).image_warnings
+    assert _codes(warnings) == [lc.EXTENSION_MISMATCH]
+    assert "content is PNG but the suffix is '.jpg'" in warnings[0].message
+
+
+def test_truncated_jpeg_content_under_a_png_name_is_still_truncated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _jpeg(tmp_path / "a.jpg", 64, 64).read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[:-2])
+    monkeypatch.setattr(lc.cv2, "imdecode", lambda *_: np.zeros((64, 64, 3), np.uint8))
+    assert _codes(lc.check_image(tmp_path / "cut.png")[2]) == [lc.IMAGE_TRUNCATED]
+
+
+def test_label_file_with_a_utf8_bom_keeps_its_first_row(tmp_path: Path) -> None:
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"\xef\xbb\xbf0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.1 0.1\n")
+    state, problems, rows = lc.read_labels(path, 2, 0.0)
+    assert (state, problems) == ("found", [])
+    assert [row.values[0] for row in rows] == [0.0, 1.0]
+    assert all(not row.problems for row in rows)

@@ -152,3 +152,41 @@ def test_invalid_config_is_rejected() -> None:
 def test_class_distribution_figure_has_one_bar_per_class() -> None:
     figure = class_distribution_figure({"a": 3, "b": 0, "c": 1})
     assert len(figure.axes[0].patches) == 3
+
+
+def test_stopping_error_carries_the_report_tables(dataset: DatasetSpec) -> None:
+    config = ValidationConfig(workers=1, progress=False, max_invalid_fraction=0.0)
+    with pytest.raises(LabelValidationError) as error:
+        validate_dataset(dataset, config)
+    assert "image_corrupt" in set(error.value.problems["code"])
+    assert error.value.summary["status"] == "failed"
+    assert error.value.summary["invalid_images"] == 2
+
+
+def test_split_without_any_label_is_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "ds"
+    for stem in ("a", "b"):
+        _image(root, stem)
+    (root / "d.yaml").write_text("train: images/train\nval: images/train\nnames: [a]\n")
+    with caplog.at_level(logging.WARNING):
+        result = validate_dataset(parse_dataset_yaml(root / "d.yaml"), INLINE)
+    assert "split 'train' has 2 images and 0 labelled instances" in caplog.text
+    assert len(result.summary["warnings"]) == 2
+
+
+def test_misnamed_png_is_listed_as_a_warning_and_kept(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    _image(root, "good")
+    _label(root, "good", "0 0.5 0.5 0.2 0.2\n")
+    _ok, encoded = cv2.imencode(".png", np.full((48, 64, 3), 90, np.uint8))
+    (root / "images" / "train" / "png.jpg").write_bytes(encoded.tobytes())
+    _label(root, "png", "0 0.5 0.5 0.2 0.2\n")
+    (root / "d.yaml").write_text("train: images/train\nval: images/train\nnames: [a]\n")
+    config = ValidationConfig(workers=1, progress=False, policy="fail")
+    result = validate_dataset(parse_dataset_yaml(root / "d.yaml"), config)
+    assert result.summary["labelled"] == 2 and result.summary["extension_mismatches"] == 1
+    assert list(result.problems[["code", "action"]].itertuples(index=False, name=None)) == [
+        ("extension_mismatch", "kept")
+    ]

@@ -1,4 +1,4 @@
-"""`kedro run --pipeline data` end to end through a KedroSession, in a copy of the project.
+"""`kedro run --pipelines data` end to end through a KedroSession, in a copy of the project.
 
 The project's conf/ and pyproject.toml are copied into tmp_path, so nothing is written into the
 real project's data/ folder; the archive is served over loopback HTTP like the real download.
@@ -45,7 +45,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _run_data_pipeline(project: Path, params: dict[str, Any], name: str = "data") -> None:
-    """``kedro run --pipeline data`` in the copied project."""
+    """``kedro run --pipelines data`` in the copied project."""
     runtime = {"tracking": {"enabled": False}, **params}
     with KedroSession.create(project_path=project, env="local", runtime_params=runtime) as session:
         session.run(pipeline_name=name)
@@ -130,3 +130,21 @@ def test_data_pipeline_on_coco128_over_http_reproduces_the_reference_figures(
         "000000000250",
         "000000000508",
     ]
+
+
+def test_report_and_summary_exist_when_validation_stops_the_run(
+    project: Path, tmp_path: Path
+) -> None:
+    write_synthetic_dataset(tmp_path / "synth", SyntheticSpec(n_images=4), seed=0)
+    first_label = sorted((tmp_path / "synth" / "labels").rglob("*.txt"))[0]
+    first_label.write_text("0 0.5 0.5 0.2\n")  # 4 columns: a problem
+    params = {"data_ingestion": {"source": str(tmp_path / "synth"), "name": "synth", "sha256": None,
+                                 "dataset_yaml": str(tmp_path / "synth" / "dataset.yaml")},
+              "data_validation": {"workers": 1, "progress": False, "policy": "fail"}}  # fmt: skip
+    with pytest.raises(Exception, match=r"policy=fail.*data/08_reporting/label_problems\.csv"):
+        _run_data_pipeline(project, params, name="data")
+    reporting = project / "data" / "08_reporting"
+    problems = pd.read_csv(reporting / "label_problems.csv")
+    assert "wrong_column_count" in set(problems["code"])
+    summary = json.loads((reporting / "validation_summary.json").read_text())
+    assert summary["status"] == "failed" and "policy=fail" in summary["reason"]

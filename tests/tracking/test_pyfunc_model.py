@@ -69,3 +69,85 @@ def test_decode_image_accepts_base64_text():
 
     image = decode_image(base64.b64encode(synthetic_jpeg(60, 40)).decode(), 0)
     assert image.shape == (40, 60, 3)
+
+
+def _huge_png_header(width: int, height: int) -> bytes:
+    """A PNG whose IHDR announces ``width``x``height`` (a real 1x1 PNG with patched dimensions)."""
+    import struct
+    import zlib
+
+    import cv2
+    import numpy as np
+
+    ok, encoded = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))
+    assert ok
+    data = bytearray(encoded.tobytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def test_predict_refuses_an_image_over_the_pixel_limit_before_decoding(detector):
+    frame = pd.DataFrame({"image": [synthetic_jpeg(), _huge_png_header(30000, 30000)]})
+    with pytest.raises(MlflowException, match=r"row 1: image of 30000x30000 .* max_pixels"):
+        detector.predict(None, frame)
+
+
+def test_pixel_limit_comes_from_the_model_config(checkpoint, tmp_path):
+    path = save_checkpoint(
+        tmp_path / "m.pt", state_dict=checkpoint["state_dict"], config=checkpoint["config"]
+    )
+    model = YoloDetectorModel()
+    model.load_context(
+        SimpleNamespace(artifacts={"checkpoint": str(path)}, model_config={"max_pixels": 1000})
+    )
+    with pytest.raises(MlflowException, match=r"row 0: image of 60x40 = 2400 pixels .*1000 pixels"):
+        model.predict(None, pd.DataFrame({"image": [synthetic_jpeg(60, 40)]}))
+    small = model.predict(None, pd.DataFrame({"image": [synthetic_jpeg(30, 30)]}))
+    assert list(small.columns) == list(OUTPUT_COLUMNS)
+
+
+def test_predict_refuses_a_request_over_the_byte_limit(checkpoint, tmp_path):
+    path = save_checkpoint(
+        tmp_path / "m.pt", state_dict=checkpoint["state_dict"], config=checkpoint["config"]
+    )
+    model = YoloDetectorModel()
+    image = synthetic_jpeg(60, 40)
+    model.load_context(
+        SimpleNamespace(
+            artifacts={"checkpoint": str(path)},
+            model_config={"max_request_bytes": 2 * len(image) + 1},
+        )
+    )
+    assert len(model.predict(None, pd.DataFrame({"image": [image] * 2}), {"conf": 0.0}))
+    with pytest.raises(MlflowException, match=r"3 rows, over .* max_request_bytes"):
+        model.predict(None, pd.DataFrame({"image": [image] * 3}))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"conf": -1.0}, r"conf=-1.0 must be in \[0, 1\]"),
+        ({"conf": 1.5}, r"conf=1.5"),
+        ({"iou": 0.0}, r"iou=0.0 must be in \(0, 1\]"),
+        ({"max_det": 0}, r"max_det=0 must be >= 1"),
+    ],
+)
+def test_predict_refuses_out_of_range_params(detector, params, message):
+    with pytest.raises(MlflowException, match=message):
+        detector.predict(None, pd.DataFrame({"image": [synthetic_jpeg()]}), params)
+
+
+def test_decode_image_refuses_bytes_without_a_known_image_header():
+    with pytest.raises(MlflowException, match=r"row 2: .*header of a JPEG, PNG"):
+        decode_image(b"P6\n30000 30000\n255\n" + b"\0" * 10, 2)
+
+
+def test_register_params_refuse_out_of_range_predict_defaults_and_limits():
+    from yolo_mlops.params import ParameterError, parse_params
+    from yolo_mlops.pipelines.register.nodes import RegisterParams
+
+    with pytest.raises(ParameterError, match=r"register.predict: .*conf=2.0"):
+        parse_params(RegisterParams, {"predict": {"conf": 2.0}}, "register")
+    with pytest.raises(ParameterError, match=r"register.serving: .*max_pixels=0"):
+        parse_params(RegisterParams, {"serving": {"max_pixels": 0}}, "register")

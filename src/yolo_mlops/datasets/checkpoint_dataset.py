@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from kedro.io import AbstractDataset, DatasetError
 
+from yolo_mlops.yolo.file_modes import honour_umask
+
 FORMAT = "yolo-mlops-checkpoint"
 REQUIRED_KEYS = ("format", "format_version", "config", "state_dict")
 
@@ -62,6 +64,7 @@ class CheckpointDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
                 torch.save(data, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
+            honour_umask(tmp_name)  # mkstemp made it 0600
             os.replace(tmp_name, self._filepath)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)

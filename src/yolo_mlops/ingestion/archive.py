@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from yolo_mlops.yolo.file_modes import honour_umask
+
 logger = logging.getLogger(__name__)
 
 _COPY_CHUNK = 1 << 20
@@ -39,10 +41,13 @@ class ExtractLimits:
     Attributes:
         max_bytes: total uncompressed bytes allowed (bytes).
         max_entries: number of archive entries allowed (files and folders).
+        max_ratio: uncompressed bytes per archive byte allowed (whole archive, and each zip
+            entry over 1 MiB); dataset archives of images stay near 1, zip bombs reach 1000.
     """
 
     max_bytes: int = 10 * 1024**3
     max_entries: int = 500_000
+    max_ratio: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,44 @@ class _Entry:
     is_dir: bool
     is_file: bool
     is_link: bool
+    compressed: int | None = None  # zip entries only
+
+
+_RATIO_MIN_ENTRY = 1 << 20  # small entries (labels) may compress far better than images
+
+
+def check_complete(archive: Path, source: str | None = None) -> None:
+    """Raise :class:`ArchiveError` unless ``archive`` opens as a complete zip or tar.
+
+    A zip must have its central directory (it sits at the end, so a truncated zip has none) and a
+    tar must be readable to its last member (a truncated ``.tar.gz`` ends in ``EOFError``). The
+    message names ``source`` (what the user passed) when given.
+    """
+    archive = Path(archive)
+    label = f"{source} (downloaded to {archive})" if source else str(archive)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                zf.infolist()
+            return
+        if tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:
+                members = tf.getmembers()
+                if members:  # read the last member's data: truncation shows up only there
+                    last = tf.extractfile(members[-1])
+                    if last is not None:
+                        with last:
+                            while last.read(_COPY_CHUNK):
+                                pass
+            return
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as error:
+        raise ArchiveError(f"{label}: incomplete or damaged archive: {error}") from error
+    head = archive.read_bytes()[:64] if archive.is_file() else b""
+    looks_html = any(tag in head.lower() for tag in (b"<html", b"<!doctype"))
+    hint = " (it looks like an HTML page)" if looks_html else ""
+    raise ArchiveError(
+        f"{label}: not a complete zip or tar archive{hint}; check data_ingestion.source"
+    )
 
 
 def _check_name(name: str, archive: Path) -> PurePosixPath:
@@ -69,7 +112,14 @@ def _zip_entries(zf: zipfile.ZipFile) -> Iterator[_Entry]:
     for info in zf.infolist():
         mode = info.external_attr >> 16
         is_link = stat.S_ISLNK(mode)
-        yield _Entry(info.filename, info.file_size, info.is_dir(), not info.is_dir(), is_link)
+        yield _Entry(
+            info.filename,
+            info.file_size,
+            info.is_dir(),
+            not info.is_dir(),
+            is_link,
+            info.compress_size,
+        )
 
 
 def _tar_entries(tf: tarfile.TarFile) -> Iterator[_Entry]:
@@ -119,7 +169,25 @@ def inspect_archive(archive: Path, limits: ExtractLimits = ExtractLimits()) -> l
         _check_name(entry.name, archive)
         if entry.is_link:
             raise ArchiveError(f"{archive}: refusing entry {entry.name!r}: links are not allowed")
+        if (
+            entry.compressed is not None
+            and entry.size > _RATIO_MIN_ENTRY
+            and entry.size > limits.max_ratio * max(entry.compressed, 1)
+        ):
+            raise ArchiveError(
+                f"{archive}: entry {entry.name!r} inflates "
+                f"{entry.size / max(entry.compressed, 1):.0f}x, above the compression-ratio "
+                f"cap of {limits.max_ratio:g} "
+                "(raise data_ingestion.max_compression_ratio if the archive is trusted)"
+            )
         total += entry.size
+    packed = max(archive.stat().st_size, 1)
+    if total > _RATIO_MIN_ENTRY and total > limits.max_ratio * packed:
+        raise ArchiveError(
+            f"{archive}: {total} uncompressed bytes from {packed} archive bytes "
+            f"({total / packed:.0f}x) exceed the compression-ratio cap of {limits.max_ratio:g} "
+            "(raise data_ingestion.max_compression_ratio if the archive is trusted)"
+        )
     if total > limits.max_bytes:
         raise ArchiveError(
             f"{archive}: {total} uncompressed bytes exceed the cap of {limits.max_bytes} "
@@ -198,6 +266,7 @@ def safe_extract(archive: Path, destination: Path, limits: ExtractLimits = Extra
             and top_level[0].name not in {"images", "labels"}  # a bare dataset is not a wrapper
         )
         content = top_level[0] if wrapper else staging
+        honour_umask(content)  # mkdtemp made the staging folder 0700
         os.replace(content, destination)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
         raise ArchiveError(f"{archive}: extraction failed: {error}") from error

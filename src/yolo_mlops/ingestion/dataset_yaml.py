@@ -3,8 +3,10 @@
 Accepted forms: ``names`` as a list or an ``{int: name}`` map; optional ``nc`` (must agree);
 ``path`` absolute or relative to the YAML; ``train``/``val``/``test`` each a directory (searched
 recursively), a ``.txt`` file listing image paths (relative entries are relative to the ``.txt``
-file's folder), or a list of those; ``test`` is optional. The YAML is read with
-``yaml.safe_load`` and nothing in it is ever executed: a ``download:`` script is ignored.
+file's folder), or a list of those; ``test`` is optional. The YAML is read with the safe
+loader (libyaml's C one when available) and nothing in it is ever executed: a ``download:``
+script is ignored. A dataset YAML is a few kB; files over :data:`MAX_YAML_BYTES` are refused
+before parsing (a 50 MB YAML takes minutes and GBs to parse).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ IMAGE_SUFFIXES = frozenset(
     {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm"}
 )
 SPLITS = ("train", "val", "test")
+MAX_YAML_BYTES = 1024 * 1024
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class DatasetYamlError(ValueError):
@@ -231,7 +235,16 @@ def parse_dataset_yaml(
     """
     yaml_path = Path(yaml_path)
     try:
-        config = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+        size = yaml_path.stat().st_size
+    except OSError as error:
+        raise DatasetYamlError(f"{yaml_path}: cannot read the dataset YAML: {error}") from error
+    if size > MAX_YAML_BYTES:
+        raise DatasetYamlError(
+            f"{yaml_path}: {size} bytes is over the {MAX_YAML_BYTES}-byte limit for a dataset "
+            "YAML; list images in a .txt file (train: train.txt) instead of inside the YAML"
+        )
+    try:
+        config = yaml.load(yaml_path.read_text(encoding="utf-8"), Loader=_SafeLoader)
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
         raise DatasetYamlError(f"{yaml_path}: cannot read the dataset YAML: {error}") from error
     if not isinstance(config, dict):

@@ -19,10 +19,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from yolo_mlops.ingestion.archive import ArchiveError, check_complete
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,10 @@ _OFFLINE_HINT = (
     "`kedro run --pipelines data --params data_ingestion.source=/path/to/coco128.zip` "
     "(a .zip/.tar file, a file:// URL or a folder holding the extracted dataset)."
 )
+
+
+#: Raises :class:`ArchiveError` when a fetched file (path, the user's source) must not be kept.
+Verify = Callable[[Path, str | None], None]
 
 
 class DownloadError(RuntimeError):
@@ -81,20 +88,31 @@ def _sidecar(archive: Path) -> Path:
     return archive.with_name(archive.name + ".json")
 
 
-def cached_archive_is_valid(archive: Path, source: str, sha256: str | None) -> bool:
+def _is_complete(archive: Path, verify: Verify) -> bool:
+    try:
+        verify(archive, None)
+    except ArchiveError as error:
+        logger.warning("%s; fetching it again", error)
+        return False
+    return True
+
+
+def cached_archive_is_valid(
+    archive: Path, source: str, sha256: str | None, verify: Verify = check_complete
+) -> bool:
     """True when ``archive`` can be used without fetching ``source``.
 
-    With an expected ``sha256`` any archive with that digest will do (wherever it came from, so
-    a copy fetched from a local path serves later runs that name the URL). Without one, the
-    archive must have come from the same ``source`` and still have its recorded digest.
+    An archive that does not open as a complete zip/tar is never reused. With an expected
+    ``sha256`` any archive with that digest will do (wherever it came from, so a copy fetched
+    from a local path serves later runs that name the URL). Without one, the archive must have
+    come from the same ``source`` and still have its recorded digest.
     """
-    if sha256 is not None and archive.is_file() and sha256_of(archive) == sha256.lower():
-        return True
-    sidecar = _sidecar(archive)
-    if sha256 is not None or not (archive.is_file() and sidecar.is_file()):
+    if not (archive.is_file() and _is_complete(archive, verify)):
         return False
+    if sha256 is not None:
+        return sha256_of(archive) == sha256.lower()
     try:
-        record = json.loads(sidecar.read_text())
+        record = json.loads(_sidecar(archive).read_text())
     except (OSError, ValueError):
         return False
     if record.get("source") != source:
@@ -106,8 +124,19 @@ def cached_archive_is_valid(archive: Path, source: str, sha256: str | None) -> b
     return True
 
 
-def _finish(part: Path, archive: Path, source: str, sha256: str | None) -> str:
-    """Verify ``part`` and rename it to ``archive``; on a mismatch delete it and raise."""
+def _finish(part: Path, archive: Path, source: str, sha256: str | None, verify: Verify) -> str:
+    """Verify ``part`` and rename it to ``archive``; on a mismatch delete it and raise.
+
+    ``archive`` (and its record) is replaced only by a file that passes ``verify`` (by default:
+    a complete zip/tar) and has the right digest: a rejected source leaves the previous good
+    archive untouched.
+    """
+    try:
+        verify(part, source)
+    except ArchiveError as error:
+        part.unlink(missing_ok=True)
+        kept = f"; {archive} was left as it was" if archive.is_file() else ""
+        raise ArchiveError(f"{error}; nothing was kept{kept}") from error
     digest = sha256_of(part)
     if sha256 is not None and digest != sha256.lower():
         part.unlink(missing_ok=True)
@@ -205,7 +234,11 @@ def _download(url: str, part: Path, policy: RetryPolicy) -> None:
 
 
 def fetch_archive(
-    source: str, archive: Path, sha256: str | None = None, policy: RetryPolicy = RetryPolicy()
+    source: str,
+    archive: Path,
+    sha256: str | None = None,
+    policy: RetryPolicy = RetryPolicy(),
+    verify: Verify = check_complete,
 ) -> str:
     """Make ``archive`` hold the file from ``source``; return its SHA-256 (hex).
 
@@ -214,13 +247,17 @@ def fetch_archive(
         archive: where the archive lives afterwards (e.g. ``data/01_raw/coco128.zip``).
         sha256: expected digest; a mismatch deletes the download and raises.
         policy: retries, backoff and timeout for HTTP.
+        verify: raises ``ArchiveError`` for a file that must not be kept or reused (default: not
+            a complete zip/tar, whatever ``Content-Length`` said or did not say).
 
     Raises:
         DownloadError: HTTP error, network failure after all retries, missing local file,
             or checksum mismatch. The message names the source and how to use a local copy.
+        ArchiveError: the fetched file fails ``verify``; nothing is kept, the previous archive
+            stays as it was.
     """
     archive = Path(archive)
-    if cached_archive_is_valid(archive, source, sha256):
+    if cached_archive_is_valid(archive, source, sha256, verify):
         logger.info("Using %s (already present and valid; no download)", archive)
         return sha256_of(archive)
     archive.parent.mkdir(parents=True, exist_ok=True)
@@ -230,6 +267,7 @@ def fetch_archive(
         path = local_path(source)
         if path.resolve() == archive.resolve():
             # The user placed the archive where we keep it: record it, never rewrite it.
+            verify(archive, source)
             digest = sha256_of(archive)
             if sha256 is not None and digest != sha256.lower():
                 raise DownloadError(f"checksum mismatch for {archive}: got {digest}")
@@ -237,7 +275,7 @@ def fetch_archive(
             return digest
         part.unlink(missing_ok=True)
         _copy_local(path, part)
-        return _finish(part, archive, source, sha256)
+        return _finish(part, archive, source, sha256, verify)
     if part.exists() and (not part_source.is_file() or part_source.read_text() != source):
         part.unlink()  # a partial file from another source cannot be resumed
     part_source.write_text(source)
@@ -249,6 +287,6 @@ def fetch_archive(
             part_source.unlink(missing_ok=True)
         raise
     try:
-        return _finish(part, archive, source, sha256)
+        return _finish(part, archive, source, sha256, verify)
     finally:
         part_source.unlink(missing_ok=True)

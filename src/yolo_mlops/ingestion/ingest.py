@@ -15,7 +15,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from yolo_mlops.ingestion.archive import ExtractLimits, safe_extract
+from yolo_mlops.ingestion.archive import (
+    ArchiveError,
+    ExtractLimits,
+    check_complete,
+    inspect_archive,
+    safe_extract,
+)
 from yolo_mlops.ingestion.download import RetryPolicy, fetch_archive, is_url, local_path
 
 logger = logging.getLogger(__name__)
@@ -50,6 +56,25 @@ def _archive_name(source: str, name: str) -> str:
     return f"{name}{suffix}"
 
 
+def remove_stale_extractions(root: Path) -> list[Path]:
+    """Delete what an extraction killed midway left beside ``root``; return what was deleted.
+
+    ``.<name>.new`` (a finished extraction not yet swapped in), ``..<name>.new.extract-*`` (the
+    staging folders of :func:`safe_extract`) and ``.<name>.old`` (a swap interrupted midway) are
+    never a dataset anyone uses: the marker file only ever names ``root`` itself.
+    """
+    stale = [
+        path
+        for pattern in (f".{root.name}.new", f"..{root.name}.new.extract-*", f".{root.name}.old")
+        for path in sorted(root.parent.glob(pattern))
+        if path.is_dir()
+    ]
+    for path in stale:
+        logger.warning("Removing %s, left by an interrupted extraction", path)
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
 def _extract(archive: Path, digest: str, root: Path, limits: ExtractLimits) -> None:
     marker = root.with_name(f"{root.name}.extracted.json")
     if root.exists():
@@ -63,7 +88,7 @@ def _extract(archive: Path, digest: str, root: Path, limits: ExtractLimits) -> N
                 f"as is with --params data_ingestion.source={root}"
             )
     fresh = root.with_name(f".{root.name}.new")
-    shutil.rmtree(fresh, ignore_errors=True)
+    remove_stale_extractions(root)
     safe_extract(archive, fresh, limits)
     if root.exists():  # an extraction of an older archive: swap, then delete the old one
         old = root.with_name(f".{root.name}.old")
@@ -98,7 +123,21 @@ def ingest(
         return RawDataset(root, None, None, source)
     raw_dir = Path(raw_dir)
     archive = raw_dir / _archive_name(source, name)
-    digest = fetch_archive(source, archive, sha256, retry or RetryPolicy())
+    limits = limits or ExtractLimits()
+
+    def verify(path: Path, label: str | None) -> None:
+        # Complete AND safe before it may replace the cached archive: a rejected source
+        # leaves the previous good archive (and its extraction) as they were.
+        check_complete(path, label)
+        inspect_archive(path, limits)
+
+    try:
+        digest = fetch_archive(source, archive, sha256, retry or RetryPolicy(), verify)
+    except ArchiveError as error:
+        raise ArchiveError(f"data_ingestion.source {source}: {error}") from error
     root = raw_dir / name
-    _extract(archive, digest, root, limits or ExtractLimits())
+    try:
+        _extract(archive, digest, root, limits)
+    except ArchiveError as error:
+        raise ArchiveError(f"data_ingestion.source {source}: {error}") from error
     return RawDataset(root, archive, digest, source)

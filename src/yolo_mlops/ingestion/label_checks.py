@@ -1,11 +1,13 @@
 """Checks for one image and its YOLO label file. Pure functions, safe to run in worker processes.
 
-Image checks: the file is a supported format, it decodes fully with OpenCV (and a JPEG ends with
-the FF D9 end-of-image marker, so a truncated JPEG that libjpeg silently pads is caught), its
-size after EXIF orientation is at least 10 px per side. Label checks: UTF-8 text without NUL
-bytes; each row has exactly 5 numeric, finite columns; the class id is an integer in [0, nc);
-the centre, the size and the box corners lie in [0, 1] up to a tolerance; width and height are
-positive; a row repeated exactly is a duplicate. Nothing is written: results are returned.
+Image checks: the file is a supported format, it decodes fully with OpenCV (and JPEG *content*
+ends with the FF D9 end-of-image marker, so a truncated JPEG that libjpeg silently pads is caught;
+the format comes from the bytes, and a suffix that names another format is only a warning), its
+size after EXIF orientation is at least 10 px per side. Label checks: UTF-8 text (a BOM is
+allowed) without NUL bytes; each row has exactly 5 numeric, finite columns; the class id is an
+integer in [0, nc); the centre, the size and the box corners lie in [0, 1] up to a tolerance;
+width and height are positive; a row repeated exactly is a duplicate. Nothing is written:
+results are returned.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from yolo_mlops.ingestion import image_format
 from yolo_mlops.ingestion.dataset_yaml import IMAGE_SUFFIXES, label_path
 from yolo_mlops.yolo.boxes import xywh_to_xyxy
 
@@ -44,6 +47,8 @@ COORDS_OUT_OF_RANGE = "coords_out_of_range"
 NONPOSITIVE_SIZE = "nonpositive_size"
 DUPLICATE_ROW = "duplicate_row"
 ORPHAN_LABEL = "orphan_label"
+# Warning codes: reported, the image is kept.
+EXTENSION_MISMATCH = "extension_mismatch"
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class SampleCheck:
         label_state: ``found``, ``missing`` (no file), ``empty`` or ``unreadable``.
         label_problems: file-level label problems (binary, not UTF-8).
         rows: parsed non-blank label rows.
+        image_warnings: findings that keep the image (a suffix naming another format).
     """
 
     image_path: str
@@ -91,6 +97,27 @@ class SampleCheck:
     label_state: str = "missing"
     label_problems: list[Problem] = field(default_factory=list)
     rows: list[LabelRow] = field(default_factory=list)
+    image_warnings: list[Problem] = field(default_factory=list)
+
+
+def format_warnings(path: Path) -> list[Problem]:
+    """A warning when the file's bytes are a known format its suffix does not name."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return []
+    found = image_format.sniff_format(head)
+    if found is None or image_format.extension_matches(found, path.suffix):
+        return []
+    return [
+        Problem(
+            EXTENSION_MISMATCH,
+            f"content is {found.upper()} but the suffix is {path.suffix!r}; the image is used "
+            f"(rename it to {image_format.EXTENSIONS[found][0]} to silence this warning)",
+        )
+    ]
 
 
 def check_image(path: Path) -> tuple[int, int, list[Problem]]:  # noqa: PLR0911
@@ -135,9 +162,10 @@ def check_image(path: Path) -> tuple[int, int, list[Problem]]:  # noqa: PLR0911
     height, width = decoded.shape[:2]
     if size is not None and size != (width, height):
         return 0, 0, [Problem(IMAGE_CORRUPT, f"header size {size} but decoded {(width, height)}")]
-    if (
-        pil_format in {"JPEG", "MPO"} or path.suffix.lower() in {".jpg", ".jpeg"}
-    ) and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+    is_jpeg = pil_format in {"JPEG", "MPO"} or (
+        pil_format is None and image_format.sniff_format(data) == "jpeg"
+    )
+    if is_jpeg and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         return (
             0,
             0,
@@ -219,7 +247,7 @@ def read_labels(path: Path, nc: int, tolerance: float) -> tuple[str, list[Proble
             [],
         )
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a BOM must not end up in the first class id
     except UnicodeDecodeError as error:
         return "unreadable", [Problem(LABEL_NOT_UTF8, f"label file is not UTF-8 text: {error}")], []
     rows: list[LabelRow] = []
@@ -247,7 +275,15 @@ def check_sample(image_path: str, nc: int, tolerance: float) -> SampleCheck:
     width, height, image_problems = check_image(Path(image_path))
     state, file_problems, rows = read_labels(labels, nc, tolerance)
     return SampleCheck(
-        str(image_path), str(labels), width, height, image_problems, state, file_problems, rows
+        str(image_path),
+        str(labels),
+        width,
+        height,
+        image_problems,
+        state,
+        file_problems,
+        rows,
+        [] if image_problems else format_warnings(Path(image_path)),
     )
 
 

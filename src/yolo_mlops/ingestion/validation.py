@@ -57,7 +57,22 @@ INDEX_COLUMNS = ["split", "image_path", "width", "height", "instances", "status"
 
 
 class LabelValidationError(ValueError):
-    """The dataset breaks the validation policy (``fail``) or has too many invalid images."""
+    """The dataset breaks the validation policy (``fail``) or has too many invalid images.
+
+    Attributes:
+        problems: the problem table found so far (PROBLEM_COLUMNS), for the report.
+        summary: a short summary (counts, the reason), for the report.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        problems: pd.DataFrame | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.problems = problems
+        self.summary = summary
 
 
 @dataclass(frozen=True)
@@ -156,11 +171,19 @@ def _xyxy(values: tuple[float, ...]) -> tuple[float, float, float, float]:
 
 
 def _apply_policy(
-    sample: lc.SampleCheck, policy: Policy, records: list[dict], dropped: Counter
+    sample: lc.SampleCheck,
+    policy: Policy,
+    records: list[dict],
+    dropped: Counter,
+    warnings: list[dict],
 ) -> _Outcome:
     def record(file: str, problem: lc.Problem, action: str) -> None:
         records.append({"file": file, "line": problem.line, "code": problem.code,
                         "message": problem.message, "action": action})  # fmt: skip
+
+    for warning in sample.image_warnings:
+        warnings.append({"file": sample.image_path, "line": warning.line, "code": warning.code,
+                         "message": warning.message, "action": "kept"})  # fmt: skip
 
     if sample.image_problems or sample.label_problems:
         for problem in sample.image_problems:
@@ -205,6 +228,20 @@ def _portable(path: Path, base: Path | None) -> str:
     return path.as_posix()
 
 
+def _empty_split_warnings(splits: dict[str, dict[str, int]]) -> list[str]:
+    """A warning per split that has images but not one labelled instance (logged and returned)."""
+    found = []
+    for split, counts in splits.items():
+        if counts["images"] and not counts["instances"]:
+            message = (
+                f"split {split!r} has {counts['images']} images and 0 labelled instances: are its "
+                "label files where YOLO looks for them (images/ -> labels/)?"
+            )
+            logger.warning(message)
+            found.append(message)
+    return found
+
+
 def validate_dataset(
     spec: DatasetSpec, config: ValidationConfig, path_base: Path | None = None
 ) -> ValidationResult:
@@ -221,31 +258,45 @@ def validate_dataset(
     unique = sorted({p for paths in spec.splits.values() for p in paths})
     checks = dict(zip(unique, run_checks([str(p) for p in unique], spec.nc, config), strict=True))
     records: list[dict] = []
+    warnings: list[dict] = []
     dropped: Counter = Counter()
     outcomes = {
-        path: _apply_policy(checks[path], config.policy, records, dropped) for path in unique
+        path: _apply_policy(checks[path], config.policy, records, dropped, warnings)
+        for path in unique
     }
     orphans = find_orphans(set(unique))
     problem_count = len(records)
     for orphan in orphans:
         records.append({"file": str(orphan), "line": 0, "code": lc.ORPHAN_LABEL,
                         "message": "label file has no image", "action": "ignored"})  # fmt: skip
+    records.extend(warnings)
     for entry in records:
         entry["file"] = _portable(Path(entry["file"]), path_base)
     problems = pd.DataFrame(records, columns=PROBLEM_COLUMNS)
+    if warnings:
+        logger.warning(
+            "%d image(s) have a suffix that names another format (e.g. %s: %s); they are used",
+            len(warnings), warnings[0]["file"], warnings[0]["message"],
+        )  # fmt: skip
+    invalid = sum(o.invalid for o in outcomes.values())
+    fraction = invalid / len(unique) if unique else 0.0
+    reason = None
     if config.policy == "fail" and problem_count:
-        raise LabelValidationError(
+        reason = (
             f"{problem_count} label/image problem(s) with data_validation.policy=fail; first: "
             + "; ".join(f"{r['file']}:{r['line']} {r['code']}: {r['message']}" for r in records[:5])
         )
-    invalid = sum(o.invalid for o in outcomes.values())
-    fraction = invalid / len(unique) if unique else 0.0
-    if fraction > config.max_invalid_fraction:
-        raise LabelValidationError(
+    elif fraction > config.max_invalid_fraction:
+        reason = (
             f"{invalid} of {len(unique)} images ({fraction:.1%}) have problems, above "
-            f"data_validation.max_invalid_fraction={config.max_invalid_fraction}; "
-            "see the problems listed in data/08_reporting/label_problems.csv"
+            f"data_validation.max_invalid_fraction={config.max_invalid_fraction}"
         )
+    if reason is not None:
+        summary = {"status": "failed", "reason": reason, "images": len(unique),
+                   "invalid_images": invalid, "invalid_fraction": round(fraction, 6),
+                   "problems": problem_count, "policy": config.policy,
+                   "rows_dropped_by_code": dict(sorted(dropped.items()))}  # fmt: skip
+        raise LabelValidationError(reason, problems, summary)
     label_rows, index_rows = [], []
     for split, paths in spec.splits.items():
         for path in paths:
@@ -298,5 +349,7 @@ def validate_dataset(
             for s in spec.splits
         },
     }
+    summary["warnings"] = _empty_split_warnings(summary["splits"])
+    summary["extension_mismatches"] = len(warnings)
     logger.info(summary_line(summary))
     return ValidationResult(clean, index, problems, summary)

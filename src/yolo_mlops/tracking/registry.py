@@ -196,6 +196,7 @@ def log_and_register(
     champion_alias: str = "champion",
     predict_defaults: Mapping[str, Any] | None = None,
     project_path: Path | None = None,
+    serving_limits: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Log ``checkpoint`` as a pyfunc model in ``run``, register it, apply the gate.
 
@@ -212,6 +213,7 @@ def log_and_register(
         policy: promotion thresholds.
         predict_defaults: defaults of the predict params ``conf``, ``iou``, ``max_det``.
         project_path: the Kedro project root (dataset manifest, validation summary); cwd if None.
+        serving_limits: the model's ``model_config`` (``max_pixels``, ``max_request_bytes``).
 
     Returns:
         The registration record (JSON-able): model name, version, URIs, aliases, decision.
@@ -248,6 +250,7 @@ def log_and_register(
             artifacts={"checkpoint": str(ckpt_path)},
             code_paths=[str(Path(yolo_mlops.__file__).parent)],
             signature=signature,
+            model_config={**pyfunc_model.DEFAULT_SERVING_LIMITS, **dict(serving_limits or {})},
             input_example=example_input(),
             pip_requirements=pinned_requirements(),
             registered_model_name=model_name,

@@ -30,6 +30,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from yolo_mlops.tracking import store_lock
 from yolo_mlops.tracking.config import (
     RUN_ID_ENV,
     TRACKING_URI_ENV,
@@ -69,6 +70,7 @@ class TrackedRun:
     on_unreachable: str = "warn"
     previous_env: dict[str, str | None] = field(default_factory=dict)
     broken: bool = False
+    broken_reason: str | None = None  # why tracking was lost mid-run (see lost_reason)
 
     @property
     def client(self) -> MlflowClient:
@@ -127,6 +129,12 @@ def current() -> TrackedRun | None:
     return None
 
 
+def lost_reason() -> str | None:
+    """Why the pipeline's run lost its tracking server mid-run, or ``None`` when it did not."""
+    run = _state.active
+    return run.broken_reason if run is not None and run.broken else None
+
+
 def current_run_id() -> str | None:
     """The id of the run this process logs into, or ``None``."""
     run = current()
@@ -138,7 +146,7 @@ def _safely(run: TrackedRun, what: str, call: Callable[[MlflowClient], T]) -> T 
     if run.broken:
         return None
     if is_http(run.uri) and (reason := probe(run.uri, _PROBE_TIMEOUT_S)):
-        run.broken = True
+        run.broken, run.broken_reason = True, f"{what}: {reason}"
         logger.warning(
             "MLflow: %s skipped, server unreachable (%s); tracking stops here", what, reason
         )
@@ -222,7 +230,9 @@ def start_or_join(
             uri, run_id = mlflow.get_tracking_uri(), fluent.info.run_id
         else:
             uri, run_id = resolve_tracking_uri(params, project_path), os.environ.get(RUN_ID_ENV)
-        if reason := probe(uri, params.health_timeout_s):
+        with store_lock.creation_lock(uri):  # two runs must not create mlflow.db at once
+            reason = probe(uri, params.health_timeout_s)
+        if reason:
             _unreachable(params, reason)
             return None
         client = MlflowClient(tracking_uri=uri)

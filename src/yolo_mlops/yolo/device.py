@@ -13,7 +13,7 @@ def select_device(name: str) -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
+    device = torch.device(int(name) if name.isdigit() else name)  # "0" = the first GPU
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"training.device={name!r} but CUDA is not available")
     return device

@@ -1,4 +1,4 @@
-"""`kedro run --pipeline train` with ``training.nproc=2``: one MLflow run with rank 0's
+"""`kedro run --pipelines train` with ``training.nproc=2``: one MLflow run with rank 0's
 per-epoch metrics, the usual checkpoints, the single-process parameters in the workers.
 
 Loss equality with single-process training is NOT asserted here: the real recipe is not

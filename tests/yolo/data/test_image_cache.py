@@ -83,3 +83,17 @@ def test_cache_pickles_without_its_pixels(tmp_path):
     restored = pickle.loads(pickle.dumps(cache))
     assert len(pickle.dumps(cache)) < (cache.root / "pixels.bin").stat().st_size
     np.testing.assert_array_equal(restored.image(3), cache.image(3))
+
+
+def test_cache_folder_mode_follows_the_umask(tmp_path):
+    import os
+
+    from tests.yolo.tiny_cache import make_tiny_cache
+
+    old = os.umask(0o022)
+    try:
+        cache = make_tiny_cache(tmp_path, n_images=2, imgsz=32)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o755
+    assert cache is not None

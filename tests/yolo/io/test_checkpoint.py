@@ -132,3 +132,44 @@ def test_weights_that_do_not_fit_the_config_raise_checkpoint_error(small_model) 
     }
     with pytest.raises(CheckpointError, match="do not fit YOLO11n with nc=5"):
         model_from_checkpoint(ckpt)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"some notes\n",  # a text file: the unpickler used to hit IndexError
+        b"hello world\n",  # ... or KeyError
+        b"",
+        b"\x80\x04\x95garbage",  # a pickle header and nothing valid after it
+        b'{"format": "yolo-mlops-checkpoint"}',
+        b"PK\x03\x04 truncated zip",
+    ],
+    ids=["text", "text_keyerror", "empty", "bad_pickle", "json", "truncated_zip"],
+)
+def test_every_unreadable_file_is_a_checkpoint_error_naming_it(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=rf"^{path}: "):
+        read_checkpoint(path)
+
+
+def test_half_written_checkpoint_is_a_checkpoint_error(tmp_path: Path, small_model) -> None:
+    whole = _save(tmp_path / "whole.pt", small_model).read_bytes()
+    half = tmp_path / "half.pt"
+    half.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(CheckpointError, match=r"half\.pt: "):
+        read_checkpoint(half)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_checkpoint_mode_follows_the_umask(tmp_path: Path, small_model, umask, mode) -> None:
+    import os
+
+    old = os.umask(umask)
+    try:
+        path = _save(tmp_path / "m.pt", small_model)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode

@@ -229,3 +229,64 @@ def test_train_config_defaults_follow_the_reference_recipe():
     assert (cfg.close_mosaic, cfg.patience, cfg.clip_grad, cfg.bf16) == (10, 100, 10.0, False)
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
+
+
+def test_plain_rerun_keeps_an_interrupted_run_aside_and_says_how_to_resume(cache, tmp_path, caplog):
+    import logging
+
+    def crash(epoch: int, step: int) -> None:
+        if epoch == 1 and step == 0:
+            raise KeyboardInterrupt("simulated kill in epoch 2")
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config(tmp_path, epochs=2), cache, batch_callbacks=[crash]).fit()
+    with caplog.at_level(logging.WARNING):
+        Trainer(config(tmp_path, epochs=1), cache).fit()
+    (aside,) = tmp_path.glob("interrupted-*")
+    kept = torch.load(aside / "last.pt", weights_only=True)
+    assert kept["training"]["epoch"] == 0 and kept["config"]["train_args"]["epochs"] == 2
+    assert f"training.resume={aside / 'last.pt'}" in caplog.text
+    finished = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert finished["config"]["train_args"]["epochs"] == 1
+
+
+def test_finished_run_is_overwritten_without_setting_it_aside(reference_run, cache, tmp_path):
+    import shutil
+
+    result, _ = reference_run
+    shutil.copy(result.last, tmp_path / "last.pt")
+    Trainer(config(tmp_path, epochs=1), cache).fit()
+    assert not list(tmp_path.glob("interrupted-*"))
+
+
+def test_checkpoint_meta_is_recorded_in_last_and_best(cache, tmp_path):
+    result = Trainer(
+        config(tmp_path, epochs=1), cache, checkpoint_meta={"tracking": {"run_id": "abc"}}
+    ).fit()
+    for path in (result.last, result.best):
+        assert torch.load(path, weights_only=True)["config"]["tracking"] == {"run_id": "abc"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"device": "foo"}, r"training\.device='foo' is not a device"),
+        ({"val_split": "valid"}, r"training\.val_split='valid' is not one of"),
+        ({"resume": True}, r"training\.resume: no checkpoint at .*last\.pt"),
+    ],
+)
+def test_run_start_checks_name_the_key(tmp_path, overrides, message):
+    from yolo_mlops.yolo.train.run_guard import RunSettingsError, check_train_settings
+
+    settings = TrainConfig(**config(tmp_path, **overrides))
+    with pytest.raises(RunSettingsError, match=message):
+        check_train_settings(settings)
+
+
+def test_resume_from_a_text_file_names_the_key_and_file(tmp_path):
+    from yolo_mlops.yolo.train.run_guard import RunSettingsError, check_train_settings
+
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    settings = TrainConfig(**config(tmp_path, resume=str(tmp_path / "notes.pt")))
+    with pytest.raises(RunSettingsError, match=r"training\.resume: .*notes\.pt: "):
+        check_train_settings(settings)

@@ -13,7 +13,7 @@ Which model is evaluated:
 At which size: ``evaluation.imgsz``, by default the training size recorded in the checkpoint (else
 the image cache's). The cached pixels are used when the cache was built at that size; otherwise the
 original images are read again (:func:`yolo_mlops.yolo.data.eval_data.build_eval_images`), so one
-``kedro run --pipeline evaluation`` evaluates at any size. Batches are rectangular like the
+``kedro run --pipelines evaluate`` evaluates at any size. Batches are rectangular like the
 reference's ``val`` (``evaluation.rect``) and the metric rules are those of
 ``evaluation.protocol`` (:mod:`yolo_mlops.yolo.eval.protocol`).
 """

@@ -34,7 +34,8 @@ class DataIngestionParams:
             ``path`` is ignored); ``yaml``: use the YAML's ``path``.
         raw_dir: the raw data layer folder (relative to the project root).
         timeout_s / retries / backoff_s: HTTP socket timeout (s), extra attempts, first backoff (s).
-        max_extracted_bytes / max_entries: extraction caps against zip bombs.
+        max_extracted_bytes / max_entries / max_compression_ratio: extraction caps against zip
+            bombs (bytes, entries, uncompressed bytes per archive byte).
     """
 
     source: str = COCO128_URL
@@ -48,6 +49,7 @@ class DataIngestionParams:
     backoff_s: float = 2.0
     max_extracted_bytes: int = 10 * 1024**3
     max_entries: int = 500_000
+    max_compression_ratio: float = 100.0
 
 
 def _params(params: Mapping[str, Any] | None) -> DataIngestionParams:
@@ -69,7 +71,9 @@ def download_dataset(params: Mapping[str, Any]) -> dict[str, Any]:
         config.name,
         sha256=config.sha256,
         retry=RetryPolicy(config.retries, config.backoff_s, config.timeout_s),
-        limits=ExtractLimits(config.max_extracted_bytes, config.max_entries),
+        limits=ExtractLimits(
+            config.max_extracted_bytes, config.max_entries, config.max_compression_ratio
+        ),
     )
     return {
         "name": config.name,

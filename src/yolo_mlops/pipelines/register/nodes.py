@@ -8,7 +8,7 @@ from typing import Any
 
 from yolo_mlops.ingestion.paths import project_root
 from yolo_mlops.params import parse_params
-from yolo_mlops.tracking import registry
+from yolo_mlops.tracking import orphans, pyfunc_model, registry
 from yolo_mlops.tracking import run as tracking_run
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,20 @@ class PredictDefaults:
     iou: float = 0.7
     max_det: int = 300
 
+    def __post_init__(self) -> None:
+        pyfunc_model.check_predict_params(self.conf, self.iou, self.max_det)
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """Limits of the served model (its ``model_config``); see ``tracking/pyfunc_model.py``."""
+
+    max_pixels: int = pyfunc_model.DEFAULT_SERVING_LIMITS["max_pixels"]
+    max_request_bytes: int = pyfunc_model.DEFAULT_SERVING_LIMITS["max_request_bytes"]
+
+    def __post_init__(self) -> None:
+        pyfunc_model.check_serving_limits(self.max_pixels, self.max_request_bytes)
+
 
 @dataclass(frozen=True)
 class RegisterParams:
@@ -32,6 +46,7 @@ class RegisterParams:
     champion_alias: str = "champion"
     promotion: registry.PromotionPolicy = field(default_factory=registry.PromotionPolicy)
     predict: PredictDefaults = field(default_factory=PredictDefaults)
+    serving: ServingLimits = field(default_factory=ServingLimits)
 
 
 def register_model(
@@ -62,7 +77,7 @@ def register_model(
         )
         return {"status": "skipped", "reason": reason, "model_name": settings.model_name}
     return registry.log_and_register(
-        run,
+        orphans.training_run(model_checkpoint, run),  # the run that trained the model
         model_checkpoint,
         metrics,
         model_name=settings.model_name,
@@ -75,4 +90,8 @@ def register_model(
             "max_det": settings.predict.max_det,
         },
         project_path=project_root(),
+        serving_limits={
+            "max_pixels": settings.serving.max_pixels,
+            "max_request_bytes": settings.serving.max_request_bytes,
+        },
     )

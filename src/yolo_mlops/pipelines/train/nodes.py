@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -12,8 +13,10 @@ import torch
 
 from yolo_mlops.params import parse_params
 from yolo_mlops.pipelines.train import launch
+from yolo_mlops.tracking import orphans
 from yolo_mlops.weights_cache import fetch_weights
 from yolo_mlops.yolo.data.augment import AugmentConfig
+from yolo_mlops.yolo.train import run_guard
 from yolo_mlops.yolo.train.trainer import EpochCallback, TrainConfig, Trainer
 
 logger = logging.getLogger(__name__)
@@ -98,18 +101,28 @@ def train_model(
         parameters = {**parameters, "pretrained": base.path}
     augment_config = parse_params(AugmentConfig, augment, "preprocessing.augment")
     plan = launch.plan_launch(config, nodes=launch.requested_nodes())
-    if plan.distributed:
-        cache_dir = getattr(image_cache, "root", None)
-        blocks = {"augment": dict(augment or {})}
-        result = launch.train_distributed(config, parameters, blocks, cache_dir, plan)
-    else:
-        hooks = [*(callbacks or []), eta_callback(config.epochs)]
-        tracker = tracking_callback()
-        if tracker is not None:
-            hooks.append(tracker)
-        config = dataclasses.replace(config, device=plan.device)
-        trainer = Trainer(config, image_cache, callbacks=hooks, augment=augment_config)
-        result = trainer.fit()
+    meta = orphans.checkpoint_meta()
+    save_dir = Path(config.save_dir)
+    # one training run per model folder; a run its previous holder left RUNNING is closed
+    with run_guard.exclusive_save_dir(save_dir, meta) as previous:
+        orphans.close_stale(previous, save_dir)
+        resume = run_guard.resume_path(config.resume, save_dir)
+        if resume is not None:
+            orphans.link_resume(torch.load(resume, map_location="cpu", weights_only=True))
+        if plan.distributed:
+            cache_dir = getattr(image_cache, "root", None)
+            blocks = {"augment": dict(augment or {})}
+            result = launch.train_distributed(config, parameters, blocks, cache_dir, plan)
+        else:
+            hooks = [*(callbacks or []), eta_callback(config.epochs)]
+            tracker = tracking_callback()
+            if tracker is not None:
+                hooks.append(tracker)
+            config = dataclasses.replace(config, device=plan.device)
+            trainer = Trainer(
+                config, image_cache, callbacks=hooks, augment=augment_config, checkpoint_meta=meta
+            )
+            result = trainer.fit()
     best = torch.load(result.best, map_location="cpu", weights_only=True)
     best["training"] = None
     last = torch.load(result.last, map_location="cpu", weights_only=True)

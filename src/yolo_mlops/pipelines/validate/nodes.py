@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from yolo_mlops.ingestion.dataset_yaml import DatasetSpec
 from yolo_mlops.ingestion.paths import project_root
 from yolo_mlops.ingestion.report import class_distribution_figure
-from yolo_mlops.ingestion.validation import ValidationConfig, validate_dataset
+from yolo_mlops.ingestion.validation import LabelValidationError, ValidationConfig, validate_dataset
 from yolo_mlops.params import parse_params
 
 # The parameter block is ValidationConfig itself (policy, tolerance, max_invalid_fraction,
@@ -28,11 +28,24 @@ def validate_labels(
         clean_labels (one row per box), image_index (one row per usable image per split),
         label_problems (file, line, code, message, action), validation_summary (JSON dict),
         class_distribution_plot (matplotlib figure).
+
+    Raises:
+        LabelValidationError: the policy stops the run; it carries the problem table and a summary,
+            which :class:`yolo_mlops.validation_report.ValidationReportHook` saves as
+            ``label_problems`` and ``validation_summary`` before the run ends.
     """
     config = parse_params(DataValidationParams, params, "data_validation")
     root = project_root()
     spec = DatasetSpec.from_dict(dict(dataset_spec), base=root)
-    result = validate_dataset(spec, config, path_base=root)
+    try:
+        result = validate_dataset(spec, config, path_base=root)
+    except LabelValidationError as error:
+        raise LabelValidationError(
+            f"{error}; see the problems listed in data/08_reporting/label_problems.csv and the "
+            "summary in data/08_reporting/validation_summary.json",
+            error.problems,
+            error.summary,
+        ) from error
     figure = class_distribution_figure(
         result.summary["instances_per_class"],
         title=f"{spec.name}: instances per class "

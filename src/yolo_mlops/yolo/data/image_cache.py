@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from yolo_mlops.yolo.boxes import xyxyn_to_xyxy
 from yolo_mlops.yolo.data.letterbox import resize_long_side
+from yolo_mlops.yolo.file_modes import honour_umask
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class ImageCacheSource:
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
             self._write(staging)
+            honour_umask(staging)  # mkdtemp made it 0700
             if path.exists():
                 shutil.rmtree(path)
             os.replace(staging, path)

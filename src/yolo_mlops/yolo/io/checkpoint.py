@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from yolo_mlops.yolo.file_modes import honour_umask
 from yolo_mlops.yolo.io.format import (
     FORMAT,
     FORMAT_VERSION,
@@ -106,6 +107,7 @@ def save_checkpoint(
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        honour_umask(tmp_name)  # mkstemp made it 0600
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -129,8 +131,16 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # Not loadable as plain data: an Ultralytics file (pickled modules) or something unsafe.
-        return read_ultralytics_checkpoint(path)
-    except (RuntimeError, EOFError, OSError) as error:
+        try:
+            return read_ultralytics_checkpoint(path)
+        except CheckpointError:
+            raise
+        except Exception as error:  # a text file, a truncated pickle: whatever the unpickler hit
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint ({type(error).__name__}: {error}); expected a "
+                "yolo-mlops or Ultralytics .pt file"
+            ) from error
+    except Exception as error:  # truncated zip, random bytes, a folder: never a raw torch error
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({error})") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(

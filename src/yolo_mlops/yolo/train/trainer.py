@@ -28,6 +28,7 @@ from yolo_mlops.yolo.eval.evaluate import evaluate
 from yolo_mlops.yolo.io.format import LIBRARY_VERSION
 from yolo_mlops.yolo.io.weights import load_pretrained, transfer_weights
 from yolo_mlops.yolo.model.network import build_model
+from yolo_mlops.yolo.train import run_guard
 from yolo_mlops.yolo.train import state as train_state
 from yolo_mlops.yolo.train.config import TrainConfig, TrainResult
 from yolo_mlops.yolo.train.distributed import (
@@ -99,6 +100,8 @@ class Trainer:
         dist_info: DDP process info (default: single process).
         criterion: loss override (tests); default ``DetectionLoss(nc)``.
         augment: training augmentation (default ``AugmentConfig()``, design §4).
+        checkpoint_meta: extra plain entries for the checkpoints' ``config`` (e.g. the tracking
+            run that trains them, so a resume or a later registration finds it).
     """
 
     def __init__(
@@ -111,10 +114,12 @@ class Trainer:
         dist_info: DistInfo | None = None,
         criterion: Callable | None = None,
         augment: AugmentConfig | None = None,
+        checkpoint_meta: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(config, TrainConfig):
             config = TrainConfig.from_mapping(config)
         self.config = config
+        self.checkpoint_meta = dict(checkpoint_meta or {})
         self.cache = cache
         self.callbacks = list(callbacks)
         self.batch_callbacks = list(batch_callbacks)
@@ -127,13 +132,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- set-up
     def _resume_path(self) -> Path | None:
-        resume = self.config.resume
-        if resume is False or resume == "":
-            return None
-        path = self.last_path if resume is True else Path(str(resume))
-        if not path.is_file():
-            raise FileNotFoundError(f"training.resume: no checkpoint at {path} to resume from")
-        return path
+        return run_guard.resume_path(self.config.resume, self.save_dir)
 
     def _build_model(self) -> nn.Module:
         names = list(self.cache.names)
@@ -182,7 +181,10 @@ class Trainer:
     def _setup(self) -> _Run:
         """Device, seeds, model, loss, loaders, optimizer, schedule, EMA; restores a resume."""
         cfg = self.config
+        run_guard.check_splits(cfg.train_split, cfg.val_split)
         device = select_device(cfg.device)
+        if self._resume_path() is None and self.dist.is_main:
+            run_guard.set_aside_unfinished(self.save_dir)  # never overwrite a resumable run
         if self.dist.enabled and device.type == "cuda":
             device = torch.device("cuda", self.dist.local_rank)
         if cfg.threads > 0:
@@ -377,4 +379,5 @@ class Trainer:
             "stride": [int(s) for s in bare.stride.tolist()],
             "project_version": LIBRARY_VERSION,
             "train_args": dataclasses.asdict(self.config),
+            **self.checkpoint_meta,
         }
