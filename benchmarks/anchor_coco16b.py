@@ -45,7 +45,8 @@ import torch
 import yaml
 from coco128 import DEFAULT_ZIP, ROOT, build_cache_from_dataset_yaml
 
-from yolo_mlops.yolo import TrainConfig, Trainer, evaluate_checkpoint
+from yolo_mlops.evaluation_api import evaluate_checkpoint
+from yolo_mlops.yolo import TrainConfig, Trainer
 
 logger = logging.getLogger("benchmarks.anchor_coco16b")
 

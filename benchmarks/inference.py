@@ -1,4 +1,4 @@
-"""CPU inference speed of YOLO11: forward, decode and NMS, in milliseconds per image.
+"""CPU inference speed of YOLO11 through ``yolo.detect``: preprocess, inference, NMS, ms per image.
 
     python benchmarks/inference.py                      # yolo11n, 640, batch 1 and 16, fp32 + bf16
     python benchmarks/inference.py --repeats 2 --batch-sizes 1 --imgsz 320   # quick smoke run
@@ -6,7 +6,8 @@
 
 Each figure is the median over ``--repeats`` timed runs (after ``--warmup`` untimed ones), divided
 by the batch size. bf16 runs the forward under ``torch.autocast("cpu", torch.bfloat16)`` and is
-skipped when the CPU has no bf16 support. Decode and NMS always run in float32 on the maps.
+skipped when the CPU has no bf16 support. ``inference`` is forward + decode (the reference's model
+returns decoded boxes), as in the evaluation's speed split.
 
 Without ``--weights`` the model is freshly initialised, whose class scores are all far below any
 useful threshold, so NMS has almost nothing to do; pass trained weights (any checkpoint that
@@ -22,14 +23,14 @@ import json
 import logging
 import platform
 import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from yolo_mlops.yolo import build_model, decode, load_checkpoint, non_max_suppression
+from yolo_mlops.yolo import build_model, load_checkpoint
+from yolo_mlops.yolo.detect import TIMING_KEYS, detect
 
 logger = logging.getLogger("benchmarks.inference")
 
@@ -42,17 +43,6 @@ def bf16_supported() -> bool:
         return False
 
 
-def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
-    """Run ``fn`` once; (seconds, result), waiting for queued GPU work on both ends."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    result = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start, result
-
-
 def bench_one(
     model: torch.nn.Module,
     batch: int,
@@ -63,7 +53,10 @@ def bench_one(
     warmup: int,
     conf: float,
 ) -> dict[str, Any]:
-    """Median ms/image of forward, decode and NMS for one (batch, dtype) setting."""
+    """Median ms/image of preprocess, inference (forward + decode) and NMS for one setting.
+
+    Runs :func:`yolo_mlops.yolo.detect.detect`, the same path as evaluation and the MLflow model.
+    """
     device = next(model.parameters()).device
     images = torch.rand(batch, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
     images = images.to(device)
@@ -72,20 +65,16 @@ def bench_one(
         if dtype == "bf16"
         else contextlib.nullcontext()
     )
-    times: dict[str, list[float]] = {"forward": [], "decode": [], "nms": []}
+    times: dict[str, list[float]] = {key: [] for key in TIMING_KEYS}
     detections = 0
-    with torch.inference_mode():
-        for run in range(warmup + repeats):
-            with autocast:
-                t_forward, maps = timed(lambda: model(images), device)
-            maps = [m.float() for m in maps]
-            t_decode, pred = timed(lambda maps=maps: decode(maps), device)
-            t_nms, dets = timed(lambda pred=pred: non_max_suppression(pred, conf=conf), device)
-            if run >= warmup:
-                times["forward"].append(t_forward)
-                times["decode"].append(t_decode)
-                times["nms"].append(t_nms)
-                detections = sum(len(d) for d in dets)
+    for run in range(warmup + repeats):
+        split: dict[str, float] = {}
+        with autocast:
+            found = detect(model, images, conf=conf, times=split)
+        if run >= warmup:
+            for key in TIMING_KEYS:
+                times[key].append(split[key])
+            detections = sum(len(d) for d in found)
     row: dict[str, Any] = {"batch": batch, "dtype": dtype}
     for stage, values in times.items():
         row[f"{stage}_ms_per_image"] = 1000 * statistics.median(values) / batch
@@ -96,13 +85,13 @@ def bench_one(
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """Fixed-width table of the result rows."""
-    columns = (("batch", 5), ("dtype", 5), ("forward", 9), ("decode", 8), ("nms", 8), ("total", 9))
+    columns = (("batch", 5), ("dtype", 5), ("prep", 8), ("infer", 9), ("nms", 8), ("total", 9))
     header = " ".join(f"{name:>{width}}" for name, width in (*columns, ("dets", 6)))
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
-            f"{r['batch']:>5} {r['dtype']:>5} {r['forward_ms_per_image']:>9.2f} "
-            f"{r['decode_ms_per_image']:>8.3f} {r['nms_ms_per_image']:>8.3f} "
+            f"{r['batch']:>5} {r['dtype']:>5} {r['preprocess_ms_per_image']:>8.3f} "
+            f"{r['inference_ms_per_image']:>9.2f} {r['nms_ms_per_image']:>8.3f} "
             f"{r['total_ms_per_image']:>9.2f} {r['detections_per_image']:>6.1f}"
         )
     return "\n".join(lines)

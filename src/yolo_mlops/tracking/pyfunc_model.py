@@ -43,6 +43,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
 from yolo_mlops.ingestion import image_format
+from yolo_mlops.yolo.detect import detect_images
 
 IMAGE_COLUMN = "image"
 OUTPUT_COLUMNS = ("image_index", "class_id", "class_name", "score", "x1", "y1", "x2", "y2")
@@ -148,14 +149,6 @@ def decode_image(
     return image
 
 
-def letterbox_square(image: np.ndarray, imgsz: int) -> tuple[np.ndarray, float, tuple[int, int]]:
-    """Letterbox to ``imgsz x imgsz`` (scale up allowed); returns (canvas, gain, (pad_x, pad_y))."""
-    from yolo_mlops.yolo.data.letterbox import letterbox
-
-    boxed = letterbox(image, imgsz, scaleup=True, center=True)
-    return boxed.image, boxed.gain, boxed.pad
-
-
 class YoloDetectorModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper around a yolo-mlops checkpoint (artifact ``checkpoint``)."""
 
@@ -175,22 +168,9 @@ class YoloDetectorModel(mlflow.pyfunc.PythonModel):
         check_serving_limits(self.max_pixels, self.max_request_bytes)
 
     def _detect(self, images: list[np.ndarray], conf: float, iou: float, max_det: int) -> list:
-        from yolo_mlops.yolo.model.decode import decode
-        from yolo_mlops.yolo.model.postprocess import non_max_suppression, scale_boxes
-
-        boxed = [letterbox_square(image, self.imgsz) for image in images]
-        batch = np.stack([canvas[..., ::-1] for canvas, _, _ in boxed])  # [B, S, S, 3] RGB
-        tensor = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2)
-        tensor = tensor.to(self.device).float() / 255.0  # [B, 3, S, S] in [0, 1]
-        with torch.inference_mode():
-            pred = decode(self.model(tensor), self.strides)  # [B, 4 + nc, A]
-            detections = non_max_suppression(pred, conf=conf, iou=iou, max_det=max_det)
-        out = []
-        for image, (_, gain, pad), found in zip(images, boxed, detections, strict=True):
-            rows = found.cpu()  # [n, 6] x1, y1, x2, y2, score, class (input pixels)
-            boxes = scale_boxes(rows[:, :4], gain, pad, image.shape[:2])
-            out.append((boxes.numpy(), rows[:, 4].numpy(), rows[:, 5].long().numpy()))
-        return out
+        """``(boxes [n, 4] original px, scores [n], class ids [n])`` per image (yolo.detect)."""
+        found = detect_images(self.model, images, self.imgsz, conf=conf, iou=iou, max_det=max_det)
+        return [(item.boxes, item.scores, item.classes) for item in found]
 
     def predict(
         self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None

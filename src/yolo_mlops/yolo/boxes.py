@@ -90,13 +90,27 @@ def box_area(boxes: Boxes) -> Boxes:
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
-def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """Pairwise IoU of xyxy boxes: ``[N, 4] × [M, 4] → [N, M]``."""
-    top_left = torch.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
-    bottom_right = torch.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    inter = (bottom_right - top_left).clamp(min=0).prod(-1)
-    union = box_area(boxes1)[:, None] + box_area(boxes2)[None, :] - inter
-    return inter / (union + eps)
+def box_iou(boxes1: Boxes, boxes2: Boxes, eps: float = 1e-7) -> Boxes:
+    """Pairwise IoU of xyxy boxes: ``[N, 4] × [M, 4] → [N, M]``; the one IoU of the project.
+
+    Tensors stay tensors (dtype and device kept, differentiable); arrays (evaluation) are
+    computed in float64. Degenerate boxes have area 0.
+    """
+    if isinstance(boxes1, torch.Tensor):
+        top_left = torch.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
+        bottom_right = torch.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
+        inter = (bottom_right - top_left).clamp(min=0).prod(-1)
+        area1 = (boxes1[:, 2:] - boxes1[:, :2]).clamp(min=0).prod(-1)
+        area2 = (boxes2[:, 2:] - boxes2[:, :2]).clamp(min=0).prod(-1)
+        return inter / (area1[:, None] + area2[None, :] - inter + eps)
+    first = np.asarray(boxes1, dtype=np.float64).reshape(-1, 4)
+    second = np.asarray(boxes2, dtype=np.float64).reshape(-1, 4)
+    top_left = np.maximum(first[:, None, :2], second[None, :, :2])
+    bottom_right = np.minimum(first[:, None, 2:], second[None, :, 2:])
+    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
+    area1 = (first[:, 2:] - first[:, :2]).clip(0).prod(axis=1)
+    area2 = (second[:, 2:] - second[:, :2]).clip(0).prod(axis=1)
+    return inter / (area1[:, None] + area2[None, :] - inter + eps)
 
 
 def bbox_ciou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:

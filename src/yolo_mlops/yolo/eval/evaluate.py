@@ -11,7 +11,6 @@ EMA model, the evaluation pipeline once on a checkpoint.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,14 +21,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from yolo_mlops.yolo.detect import TIMING_KEYS, detect
 from yolo_mlops.yolo.eval.metrics import APResult, ConfusionMatrix, DetectionStats, format_table
 from yolo_mlops.yolo.eval.protocol import MetricRules, metric_rules
-from yolo_mlops.yolo.model.decode import decode
-from yolo_mlops.yolo.model.postprocess import non_max_suppression, scale_boxes
+from yolo_mlops.yolo.model.postprocess import scale_boxes
 
 logger = logging.getLogger(__name__)
-
-STRIDES = (8, 16, 32)
 
 PREDICTION_COLUMNS = [
     "image_id",
@@ -90,11 +87,6 @@ def _image_path(loader: Any, batch: Mapping[str, Any], position: int, image_id: 
     return str(image_id)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.inference_mode()
 def evaluate(  # noqa: PLR0917 - callers pass these positionally
     model: nn.Module,
@@ -120,7 +112,7 @@ def evaluate(  # noqa: PLR0917 - callers pass these positionally
             paths come from the loader's image cache.
         names: class names (``len(names)`` = number of classes).
         conf, iou, max_det: NMS settings (validation defaults of the reference).
-        device: where to run the model.
+        device: kept for callers; the batches go to the device the model is on.
         multi_label: one candidate per (anchor, class) above ``conf``; used only when nc > 1.
         verbose: also log one table row per class (the "all" row is always logged).
         protocol: the reference version whose metric rules apply, "8.3.0" or "8.4.190"
@@ -129,37 +121,23 @@ def evaluate(  # noqa: PLR0917 - callers pass these positionally
     Returns:
         An :class:`EvalResult`; boxes in original image pixels.
     """
-    device = torch.device(device)
+    del device  # batches follow the model's device (see yolo.detect)
     was_training = model.training
     model.eval()
     collector = _Collector(loader, list(names), metric_rules(protocol))
-    seconds = {"preprocess": 0.0, "inference": 0.0, "nms": 0.0}
+    seconds = dict.fromkeys(TIMING_KEYS, 0.0)
     try:
         for batch in tqdm(loader, desc="evaluate", leave=False, disable=None):
-            start = time.perf_counter()
-            images = batch["images"].to(device, non_blocking=True).float() / 255
-            _sync(device)
-            after_preprocess = time.perf_counter()
-            # decode belongs to "inference": the reference's model returns decoded boxes
-            decoded = decode(model(images), [int(s) for s in getattr(model, "stride", STRIDES)])
-            _sync(device)
-            after_inference = time.perf_counter()
-            if decoded.shape[1] - 4 != len(names):
-                raise ValueError(
-                    f"the model predicts {decoded.shape[1] - 4} classes but {len(names)} class "
-                    "names were given; evaluate on a dataset with the model's classes"
-                )
-            detections = non_max_suppression(
-                decoded,
+            detections = detect(
+                model,
+                batch["images"],
                 conf=conf,
                 iou=iou,
                 max_det=max_det,
                 multi_label=multi_label and len(names) > 1,
+                num_classes=len(names),
+                times=seconds,
             )
-            _sync(device)
-            seconds["preprocess"] += after_preprocess - start
-            seconds["inference"] += after_inference - after_preprocess
-            seconds["nms"] += time.perf_counter() - after_inference
             collector.add_batch(batch, detections)
     finally:
         model.train(was_training)

@@ -24,21 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from yolo_mlops.yolo.boxes import box_iou
+
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # 0.50, 0.55, ..., 0.95
 CURVE_POINTS = 1000  # confidences / recalls at which curves are sampled
 _EPS = 1e-16
-
-
-def box_iou_np(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
-    """IoU of every pair: ``[N, 4]`` × ``[M, 4]`` xyxy → ``[N, M]`` (float64)."""
-    boxes1 = np.asarray(boxes1, dtype=np.float64).reshape(-1, 4)
-    boxes2 = np.asarray(boxes2, dtype=np.float64).reshape(-1, 4)
-    top_left = np.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
-    bottom_right = np.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
-    area1 = (boxes1[:, 2:] - boxes1[:, :2]).clip(0).prod(axis=1)
-    area2 = (boxes2[:, 2:] - boxes2[:, :2]).clip(0).prod(axis=1)
-    return inter / (area1[:, None] + area2[None, :] - inter + 1e-7)
 
 
 def match_predictions(
@@ -315,7 +305,7 @@ class ConfusionMatrix:
         true_classes = np.asarray(true_classes, dtype=np.int64)
         matched_pred = np.zeros(len(pred_classes), dtype=bool)
         if len(true_classes) and len(pred_classes):
-            iou = box_iou_np(true_boxes, pred_boxes)
+            iou = box_iou(true_boxes, pred_boxes)
             gt_index, pred_index = np.nonzero(iou > self.iou_threshold)
             order = np.argsort(-iou[gt_index, pred_index], kind="stable")
             gt_index, pred_index = gt_index[order], pred_index[order]
@@ -389,7 +379,7 @@ class DetectionStats:
         self.confusion.update(pred_boxes, pred_scores, pred_classes, true_boxes, true_classes)
         if len(pred_classes) == 0 and len(true_classes) == 0:
             return
-        iou = box_iou_np(true_boxes, pred_boxes)
+        iou = box_iou(true_boxes, pred_boxes)
         self._tp.append(self.match(pred_classes, true_classes, iou))
         self._conf.append(pred_scores)
         self._pred_cls.append(pred_classes)

@@ -171,10 +171,10 @@ def train_one_epoch(
     running = torch.zeros(3)
     seen = instances = 0
     time_data = time_compute = 0.0
-    nb = schedule.batches_per_epoch
+    batches = schedule.batches_per_epoch
     bar = tqdm(
         loader,
-        total=nb,
+        total=batches,
         desc=f"epoch {epoch + 1}/{schedule.epochs}",
         disable=not progress,
         leave=False,
@@ -185,7 +185,7 @@ def train_one_epoch(
     for step, batch in enumerate(bar):
         start = time.perf_counter()
         time_data += start - tick
-        iteration = step + nb * epoch
+        iteration = step + batches * epoch
         if schedule.warmup_iters > 0 and iteration <= schedule.warmup_iters:
             state.accumulate = apply_warmup(
                 optimizer,

@@ -80,7 +80,7 @@ class _HeadLoss(torch.autograd.Function):
     def backward(ctx, grad_parts: torch.Tensor):  # type: ignore[override]
         plan: _GradPlan = ctx.plan
         maps = ctx.saved_tensors
-        nb = plan.num_box_channels
+        box_channels = plan.num_box_channels
         grads: list[torch.Tensor | None] = []
         for position, (feature, level) in enumerate(zip(maps, plan.levels, strict=True)):
             if not ctx.needs_input_grad[1 + position]:
@@ -89,15 +89,15 @@ class _HeadLoss(torch.autograd.Function):
             batch, channels = feature.shape[:2]
             grad = torch.empty_like(feature, memory_format=torch.contiguous_format)
             flat_grad = grad.view(batch, channels, -1)  # [B, C, HW]
-            flat_grad[:, :nb].zero_()
-            class_grad = flat_grad[:, nb:]
-            torch.sigmoid(feature.reshape(batch, channels, -1)[:, nb:], out=class_grad)
+            flat_grad[:, :box_channels].zero_()
+            class_grad = flat_grad[:, box_channels:]
+            torch.sigmoid(feature.reshape(batch, channels, -1)[:, box_channels:], out=class_grad)
             index = (level.cls_image, level.cls_channel, level.cls_anchor)
             flat_grad.index_put_(index, -level.cls_target, accumulate=True)
             class_grad.mul_(grad_parts[1] * plan.cls_scale)
             if level.box_grad is not None and level.dfl_grad is not None:
                 rows = grad_parts[0] * level.box_grad + grad_parts[2] * level.dfl_grad
-                channel = torch.arange(nb, device=grad.device)[None, :]
+                channel = torch.arange(box_channels, device=grad.device)[None, :]
                 box_index = (level.cls_image[:, None], channel, level.cls_anchor[:, None])
                 flat_grad.index_put_(box_index, rows, accumulate=True)
             grads.append(grad)
@@ -178,7 +178,7 @@ class DetectionLoss(nn.Module):
     def _plan(self, maps: list[torch.Tensor], targets: torch.Tensor, need_grad: bool) -> _GradPlan:
         """Assign targets, compute the three parts and the gradient rows of the positives."""
         batch, channels = maps[0].shape[:2]
-        nb = 4 * self.reg_max
+        box_channels = 4 * self.reg_max
         device = maps[0].device
         # On CPU, work image by image so temporaries stay cache-sized; on GPU, whole batches.
         chunk = 1 if device.type == "cpu" else batch
@@ -186,25 +186,25 @@ class DetectionLoss(nn.Module):
         sizes = [v.shape[2] for v in views]
         points, stride = self._anchors(maps)  # [A, 2], [A, 1] grid units
 
-        distances = torch.cat([self._level_distances(v[:, :nb], chunk) for v in views], 1)
+        distances = torch.cat([self._level_distances(v[:, :box_channels], chunk) for v in views], 1)
         pred_bboxes = dist2bbox(distances, points, xywh=False) * stride  # [B, A, 4] pixels
         gt_labels, gt_bboxes, mask_gt = pad_targets(targets.to(device), batch, self.num_classes)
 
         def lookup(image: torch.Tensor, anchor: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
             positions = _level_positions(anchor, sizes)
-            return _gather_values(views, positions, image, cls + nb).sigmoid()
+            return _gather_values(views, positions, image, cls + box_channels).sigmoid()
 
         assigned = self.assigner.assign(
             lookup, pred_bboxes, points * stride, gt_labels, gt_bboxes, mask_gt
         )
         b_idx, a_idx = assigned.fg_mask.nonzero(as_tuple=True)  # positives, [n] each
         weight = assigned.weights[b_idx, a_idx]  # [n] target score of each positive
-        channel = assigned.labels[b_idx, a_idx] + nb
+        channel = assigned.labels[b_idx, a_idx] + box_channels
         target_scores_sum = weight.sum().clamp(min=1.0)
 
         # cls: BCE = Σ softplus(x) − Σ x·target, the targets non-zero only at the positives.
         softplus = sum(
-            softplus_sum(v[start : start + chunk, nb:])
+            softplus_sum(v[start : start + chunk, box_channels:])
             for v in views
             for start in range(0, batch, chunk)
         )
@@ -213,7 +213,7 @@ class DetectionLoss(nn.Module):
         loss_cls = (softplus - matched.sum()).float() / target_scores_sum
 
         # box and DFL: autograd over the positives' box logits only.
-        fg_logits = _gather_box_logits(views, fg_positions, b_idx, nb)  # [n, 4·reg_max]
+        fg_logits = _gather_box_logits(views, fg_positions, b_idx, box_channels)  # [n, 4·reg_max]
         with torch.enable_grad():
             fg_logits.requires_grad_(need_grad)
             loss_box, loss_dfl = self._box_terms(
@@ -244,7 +244,7 @@ class DetectionLoss(nn.Module):
                 )
             )
         values = torch.stack((part_box.detach(), loss_cls * self.gains[1], part_dfl.detach()))
-        return _GradPlan(values, self.gains[1] / target_scores_sum, nb, levels)
+        return _GradPlan(values, self.gains[1] / target_scores_sum, box_channels, levels)
 
     def _box_terms(
         self,
