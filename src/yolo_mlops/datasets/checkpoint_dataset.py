@@ -8,15 +8,13 @@ so an interrupted run never leaves half a file; ``load`` reads it back with
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from kedro.io import AbstractDataset, DatasetError
 
-from yolo_mlops.yolo.file_modes import honour_umask
+from yolo_mlops.yolo.io.checkpoint import atomic_torch_save
 
 FORMAT = "yolo-mlops-checkpoint"
 REQUIRED_KEYS = ("format", "format_version", "config", "state_dict")
@@ -55,20 +53,7 @@ class CheckpointDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
 
     def _save(self, data: dict[str, Any]) -> None:
         _check(data, str(self._filepath))
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{self._filepath.name}.", suffix=".tmp", dir=self._filepath.parent
-        )
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(data, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            honour_umask(tmp_name)  # mkstemp made it 0600
-            os.replace(tmp_name, self._filepath)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        atomic_torch_save(data, self._filepath)
 
     def _exists(self) -> bool:
         return self._filepath.is_file()

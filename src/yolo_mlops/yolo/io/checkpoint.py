@@ -100,6 +100,16 @@ def save_checkpoint(
     }
     _check_plain(payload["config"], "config", str(path))
     _check_plain(payload["training"], "training", str(path))
+    atomic_torch_save(payload, path)
+    logger.debug("saved checkpoint %s", path)
+    return path
+
+
+def atomic_torch_save(payload: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in ``path``'s folder, fsync, then ``os.replace``.
+
+    A crash never leaves a half-written file at ``path``; the file honours the umask.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -112,8 +122,6 @@ def save_checkpoint(
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    logger.debug("saved checkpoint %s", path)
-    return path
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
