@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from yolo_mlops.pipelines.preprocess.yolo_tables import yolo_folder_tables
 
+from yolo_mlops.ingestion.tables import dataset_tables
 from yolo_mlops.pipelines.preprocess.nodes import build_image_cache
 from yolo_mlops.yolo.train.trainer import Trainer
 
@@ -46,7 +46,7 @@ def coco16_cache(archive: Path, workdir: Path):
             }
         )
     )
-    source = build_image_cache(*yolo_folder_tables(dataset_yaml), {"imgsz": IMGSZ})
+    source = build_image_cache(*dataset_tables(dataset_yaml), {"imgsz": IMGSZ})
     return source.materialise(workdir / "image_cache")
 
 
