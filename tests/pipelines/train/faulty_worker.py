@@ -14,8 +14,8 @@ import sys
 
 import torch.distributed as dist
 
+from yolo_mlops.pipelines.train import ddp_worker as train_ddp
 from yolo_mlops.pipelines.train import worker
-from yolo_mlops.yolo import train_ddp
 
 
 def failing_training(argv=None, callbacks=()) -> int:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from yolo_mlops.yolo.boxes import bbox_ciou
@@ -102,6 +103,22 @@ class _HeadLoss(torch.autograd.Function):
                 flat_grad.index_put_(box_index, rows, accumulate=True)
             grads.append(grad)
         return (None, *grads)
+
+
+def global_normaliser(local_sum: torch.Tensor) -> torch.Tensor:
+    """The loss normaliser ``max(Σ target scores, 1)`` of the whole global batch.
+
+    In one process that is this batch's sum. Under DDP each rank sees a shard: the sums of all
+    ranks are added (all-reduce) and the clamped total divided by the world size, so that each
+    rank's loss is its share of the global batch's and DDP's gradient averaging (with the
+    trainer's world-size factor) gives exactly the single-process gradient; the logged losses,
+    averaged over ranks, equal the single-process ones.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        total = local_sum.detach().clone()
+        dist.all_reduce(total)
+        return total.clamp(min=1.0) / dist.get_world_size()
+    return local_sum.clamp(min=1.0)
 
 
 class DetectionLoss(nn.Module):
@@ -200,7 +217,7 @@ class DetectionLoss(nn.Module):
         b_idx, a_idx = assigned.fg_mask.nonzero(as_tuple=True)  # positives, [n] each
         weight = assigned.weights[b_idx, a_idx]  # [n] target score of each positive
         channel = assigned.labels[b_idx, a_idx] + box_channels
-        target_scores_sum = weight.sum().clamp(min=1.0)
+        target_scores_sum = global_normaliser(weight.sum())
 
         # cls: BCE = Σ softplus(x) − Σ x·target, the targets non-zero only at the positives.
         softplus = sum(
