@@ -71,7 +71,7 @@ class ParameterValidationHook:
         self._params = context.params
         logger.debug("parameters valid: %s", ", ".join(sorted(context.params)))
 
-    @hook_impl
+    @hook_impl(tryfirst=True)  # before the weights hook fetches anything and before MLflow starts
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:
         """Check the training settings when the pipeline trains (before any download)."""
         if any(node.name == TRAIN_NODE for node in pipeline.nodes):
