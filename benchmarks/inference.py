@@ -1,4 +1,4 @@
-"""CPU inference speed of YOLO11 through ``yolo.detect``: preprocess, inference, NMS, ms per image.
+"""CPU inference speed of YOLO11 through ``yolo.inference``: preprocess, inference, NMS (ms/image).
 
     python benchmarks/inference.py                      # yolo11n, 640, batch 1 and 16, fp32 + bf16
     python benchmarks/inference.py --repeats 2 --batch-sizes 1 --imgsz 320   # quick smoke run
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from yolo_mlops.yolo import build_model, load_checkpoint
-from yolo_mlops.yolo.detect import TIMING_KEYS, detect
+from yolo_mlops.yolo.inference import TIMING_KEYS, detect
 
 logger = logging.getLogger("benchmarks.inference")
 
@@ -55,7 +55,7 @@ def bench_one(
 ) -> dict[str, Any]:
     """Median ms/image of preprocess, inference (forward + decode) and NMS for one setting.
 
-    Runs :func:`yolo_mlops.yolo.detect.detect`, the same path as evaluation and the MLflow model.
+    Runs :func:`yolo_mlops.yolo.inference.detect`, the same path as evaluation and the MLflow model.
     """
     device = next(model.parameters()).device
     images = torch.rand(batch, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))

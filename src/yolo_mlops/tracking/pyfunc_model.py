@@ -43,7 +43,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
 from yolo_mlops.ingestion import image_format
-from yolo_mlops.yolo.detect import detect_images
+from yolo_mlops.yolo.inference import detect_images
 
 IMAGE_COLUMN = "image"
 OUTPUT_COLUMNS = ("image_index", "class_id", "class_name", "score", "x1", "y1", "x2", "y2")
@@ -168,7 +168,7 @@ class YoloDetectorModel(mlflow.pyfunc.PythonModel):
         check_serving_limits(self.max_pixels, self.max_request_bytes)
 
     def _detect(self, images: list[np.ndarray], conf: float, iou: float, max_det: int) -> list:
-        """``(boxes [n, 4] original px, scores [n], class ids [n])`` per image (yolo.detect)."""
+        """``(boxes [n, 4] original px, scores [n], class ids [n])`` per image (yolo.inference)."""
         found = detect_images(self.model, images, self.imgsz, conf=conf, iou=iou, max_det=max_det)
         return [(item.boxes, item.scores, item.classes) for item in found]
 

@@ -4,7 +4,7 @@ The public API; the subpackages (``model``, ``data``, ``io``, ``eval``, ``train`
 (see ``docs/architecture.md``).
 """
 
-from yolo_mlops.yolo.detect import ImageDetections, detect, detect_images
+from yolo_mlops.yolo.inference import ImageDetections, detect, detect_images
 from yolo_mlops.yolo.io.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-import yolo_mlops.yolo.eval.evaluate as evaluate_module
+import yolo_mlops.yolo.inference as inference_module
 from tests.pipelines.preprocess.helpers import synthetic_cache
 from yolo_mlops.ingestion.synthetic import _colour
 from yolo_mlops.yolo.data.eval_data import (
@@ -116,7 +116,7 @@ class ColourDetector(nn.Module):
 def test_batch_composition_does_not_change_the_metrics(
     cache, protocol: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(evaluate_module, "decode", lambda output, strides: output)
+    monkeypatch.setattr(inference_module, "decode", lambda output, strides: output)
     images, _ = build_eval_images(cache, "val", 96)
     model = ColourDetector(len(cache.names))
     results = []

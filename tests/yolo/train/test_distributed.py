@@ -22,7 +22,7 @@ from yolo_mlops.yolo.train.distributed import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-WORKER = Path(__file__).with_name("ddp_worker.py")
+WORKER = Path(__file__).parents[1] / "ddp_worker.py"
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from yolo_mlops.yolo.detect import TIMING_KEYS, detect
 from yolo_mlops.yolo.eval.metrics import APResult, ConfusionMatrix, DetectionStats, format_table
 from yolo_mlops.yolo.eval.protocol import MetricRules, metric_rules
+from yolo_mlops.yolo.inference import TIMING_KEYS, detect
 from yolo_mlops.yolo.model.postprocess import scale_boxes
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def evaluate(  # noqa: PLR0917 - callers pass these positionally
     Returns:
         An :class:`EvalResult`; boxes in original image pixels.
     """
-    del device  # batches follow the model's device (see yolo.detect)
+    del device  # batches follow the model's device (see yolo.inference)
     was_training = model.training
     model.eval()
     collector = _Collector(loader, list(names), metric_rules(protocol))

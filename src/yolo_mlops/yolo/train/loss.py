@@ -105,7 +105,7 @@ class _HeadLoss(torch.autograd.Function):
         return (None, *grads)
 
 
-def global_normaliser(local_sum: torch.Tensor) -> torch.Tensor:
+def global_normaliser(local_sum: torch.Tensor, synchronised: bool = True) -> torch.Tensor:
     """The loss normaliser ``max(Σ target scores, 1)`` of the whole global batch.
 
     In one process that is this batch's sum. Under DDP each rank sees a shard: the sums of all
@@ -114,7 +114,7 @@ def global_normaliser(local_sum: torch.Tensor) -> torch.Tensor:
     trainer's world-size factor) gives exactly the single-process gradient; the logged losses,
     averaged over ranks, equal the single-process ones.
     """
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if synchronised and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         total = local_sum.detach().clone()
         dist.all_reduce(total)
         return total.clamp(min=1.0) / dist.get_world_size()
@@ -157,6 +157,8 @@ class DetectionLoss(nn.Module):
             num_classes, topk=topk, alpha=alpha, beta=beta, min_candidate_side=min_candidate_side
         )
         self._anchor_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        # under DDP, normalise by the global batch's target scores (the trainer turns it on)
+        self.sync_normaliser = False
 
     def forward(
         self, raw_maps: Sequence[torch.Tensor], targets: torch.Tensor, batch_size: int
@@ -217,7 +219,7 @@ class DetectionLoss(nn.Module):
         b_idx, a_idx = assigned.fg_mask.nonzero(as_tuple=True)  # positives, [n] each
         weight = assigned.weights[b_idx, a_idx]  # [n] target score of each positive
         channel = assigned.labels[b_idx, a_idx] + box_channels
-        target_scores_sum = global_normaliser(weight.sum())
+        target_scores_sum = global_normaliser(weight.sum(), self.sync_normaliser)
 
         # cls: BCE = Σ softplus(x) − Σ x·target, the targets non-zero only at the positives.
         softplus = sum(

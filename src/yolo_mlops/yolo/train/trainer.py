@@ -195,7 +195,10 @@ class Trainer:
         model = self._build_model().to(device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        criterion = self.criterion or DetectionLoss(len(names), strides=(8, 16, 32))
+        criterion = self.criterion
+        if criterion is None:
+            criterion = DetectionLoss(len(names), strides=(8, 16, 32))
+            criterion.sync_normaliser = self.dist.enabled  # one normaliser for the global batch
         loader = build_train_loader(
             self.cache,
             split=cfg.train_split,

@@ -1,4 +1,4 @@
-"""The one inference path (yolo.detect): letterboxed batches and raw images of any size."""
+"""The one inference path (yolo.inference): letterboxed batches and raw images of any size."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from yolo_mlops.yolo.data.letterbox import letterbox
-from yolo_mlops.yolo.detect import TIMING_KEYS, detect, detect_images
+from yolo_mlops.yolo.inference import TIMING_KEYS, detect, detect_images
 from yolo_mlops.yolo.model.network import build_model
 from yolo_mlops.yolo.model.postprocess import scale_boxes
 
