@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -144,3 +147,21 @@ def test_prediction_grid_draws_ground_truth_and_predictions_in_distinct_styles()
 def test_prediction_grid_without_images_is_blank() -> None:
     figure = plot_prediction_grid([], [], ["cat"])
     assert sum(len(axes.images) for axes in figure.axes) == 0
+
+
+def test_importing_the_plots_leaves_the_matplotlib_backend_alone() -> None:
+    """A notebook's inline backend must survive loading the project (it imports this module)."""
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import yolo_mlops.yolo.eval.plots; "
+        "print(matplotlib.get_backend())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "svg"
+
+
+def test_figures_save_as_png_without_pyplot(tmp_path) -> None:
+    figure = plot_confusion_matrix(np.array([[3, 1, 0], [0, 2, 1], [1, 0, 0]]), ["cat", "dog"])
+    figure.savefig(tmp_path / "confusion.png", dpi=50)
+    assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"

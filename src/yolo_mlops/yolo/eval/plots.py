@@ -1,7 +1,8 @@
 """Evaluation plots: PR curve, F1-confidence curve, confusion matrix, prediction grid.
 
-Every function returns a matplotlib ``Figure`` (Agg backend, no display, bundled fonts only: no
-network), ready for Kedro's ``matplotlib.MatplotlibDataset``; the caller closes it.
+Every function returns a matplotlib ``Figure`` made without pyplot (no backend, no display, no
+global state: importing this module leaves a notebook's inline backend alone; bundled fonts only,
+no network), ready for Kedro's ``matplotlib.MatplotlibDataset``, which renders it with Agg.
 """
 
 from __future__ import annotations
@@ -10,12 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import cv2
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
@@ -36,7 +33,8 @@ def plot_pr_curve(
         ap50: ``[C]`` AP at IoU 0.5 per class (shown in the legend).
         names: ``[C]`` class names, same order as the rows.
     """
-    figure, axes = plt.subplots(figsize=(9, 6), layout="constrained")
+    figure = Figure(figsize=(9, 6), layout="constrained")
+    axes = figure.subplots()
     label_classes = 0 < len(names) <= MAX_LABELLED_CLASSES
     for row, name in enumerate(names):
         label = f"{name} {ap50[row]:.3f}" if label_classes else None
@@ -70,7 +68,8 @@ def plot_metric_curve(
         ylabel: metric name for the axis and title.
         smooth_fraction: width of the box filter on the mean curve, as a fraction of ``K``.
     """
-    figure, axes = plt.subplots(figsize=(9, 6), layout="constrained")
+    figure = Figure(figsize=(9, 6), layout="constrained")
+    axes = figure.subplots()
     label_classes = 0 < len(names) <= MAX_LABELLED_CLASSES
     for row, name in enumerate(names):
         axes.plot(confidence_axis, values[row], linewidth=1, label=name if label_classes else None)
@@ -118,7 +117,8 @@ def plot_confusion_matrix(
     annotate = len(labels) <= 16
     cell = 0.45 if annotate else 0.19  # inches per row: 8 pt labels need ~0.17
     side = max(5.0, cell * len(labels) + 2.5)  # + room for the class names and the colour bar
-    figure, axes = plt.subplots(figsize=(side + 1.0, side), layout="constrained")
+    figure = Figure(figsize=(side + 1.0, side), layout="constrained")
+    axes = figure.subplots()
     image = axes.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
     figure.colorbar(
         image, ax=axes, shrink=0.6, label="fraction of the true class" if normalize else "boxes"
@@ -203,9 +203,8 @@ def plot_prediction_grid(
     count = max(len(images), 1)
     columns = max(1, min(columns, count))
     rows = (count + columns - 1) // columns
-    figure, axes_grid = plt.subplots(
-        rows, columns, figsize=(4 * columns, 4 * rows + 0.4), squeeze=False, layout="constrained"
-    )
+    figure = Figure(figsize=(4 * columns, 4 * rows + 0.4), layout="constrained")
+    axes_grid = figure.subplots(rows, columns, squeeze=False)
     for slot, axes in enumerate(axes_grid.flat):
         axes.axis("off")
         if slot >= len(images):
@@ -228,7 +227,7 @@ def plot_prediction_grid(
 
 
 def _draw_labelled_boxes(
-    axes: plt.Axes,
+    axes: Axes,
     boxes: np.ndarray,
     classes: np.ndarray,
     names: Sequence[str],
@@ -253,7 +252,7 @@ def _draw_labelled_boxes(
         )  # fmt: skip
 
 
-def _finish(axes: plt.Axes, xlabel: str, ylabel: str, title: str) -> None:
+def _finish(axes: Axes, xlabel: str, ylabel: str, title: str) -> None:
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_xlim(0, 1)
