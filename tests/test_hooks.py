@@ -97,8 +97,8 @@ def test_one_run_per_kedro_run_with_params_tags_metrics_and_artifacts(project):
     history = client.get_metric_history(run.info.run_id, "train/loss")
     assert [m.step for m in history] == [0, 1, 2]
     assert run.data.metrics["child/value"] == 7.0  # logged by a child process
-    assert run.data.metrics["eval/mAP50-95"] == 0.25
-    assert run.data.metrics["data/instances"] == 12
+    assert run.data.metrics["val/mAP50-95"] == 0.25
+    assert run.data.metrics["validate/instances"] == 12
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
     assert "params.yaml" in artifacts
@@ -164,7 +164,7 @@ def test_parallel_runner_workers_log_into_the_one_run(project):
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     assert run.info.status == "FINISHED"
     assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 3
-    assert run.data.metrics["eval/mAP50-95"] == 0.25  # logged by the hook in a worker
+    assert run.data.metrics["val/mAP50-95"] == 0.25  # logged by the hook in a worker
     reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
     assert reports == {"reports/validation_summary.json", "reports/metrics.json"}
 
@@ -178,5 +178,5 @@ def test_one_process_per_node_execution_still_gives_one_run(project, monkeypatch
         _run(project, "toy", node_names=[node])
     (run,) = _runs(project)
     assert run.info.run_id == parent
-    assert run.data.metrics["eval/mAP50-95"] == 0.25
+    assert run.data.metrics["val/mAP50-95"] == 0.25
     assert len(client.get_metric_history(parent, "train/loss")) == 3

@@ -7,7 +7,9 @@
   or joins the run, exports ``MLFLOW_RUN_ID``/``MLFLOW_TRACKING_URI``, logs the flattened
   parameters, ``params.yaml`` and lineage tags.
 - ``after_dataset_saved``: report files in ``data/08_reporting`` become artifacts, the metrics
-  JSON and the validation summary's counts become metrics, the dataset manifest's sha256 a tag.
+  JSON and the validation summary's counts become metrics (``val/*``, ``validate/*``: prefixes
+  the MLflow UI sorts after the per-epoch curves, see ``tracking.reports``), the dataset
+  manifest's sha256 a tag.
 - ``after_pipeline_run`` / ``on_pipeline_error``: end the run FINISHED / FAILED (only a run this
   hook started; a joined run is left to its owner). When tracking was on and the server was lost
   mid-run, the run still ends (every output is already saved) but with
@@ -97,9 +99,9 @@ class MlflowTrackingHook:
         if dataset_name == "dataset_manifest" and isinstance(data, dict) and data.get("sha256"):
             tracking_run.set_tags({"data.archive_sha256": str(data["sha256"])})
         if dataset_name == "metrics":
-            tracking_run.log_metrics(reports.numeric_items(data, "eval"))
+            tracking_run.log_metrics(reports.numeric_items(data, reports.EVAL_PREFIX))
         if dataset_name == "validation_summary":
-            tracking_run.log_metrics(reports.numeric_items(data, "data"))
+            tracking_run.log_metrics(reports.numeric_items(data, reports.DATA_PREFIX))
         path = reports.report_file(self._catalog, dataset_name, project_path)
         if path is not None:
             tracking_run.log_artifact(path, reports.ARTIFACT_DIR)

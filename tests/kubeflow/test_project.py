@@ -123,7 +123,7 @@ def test_data_pipeline_runs_locally_on_ci_config_in_one_mlflow_run(
     assert manifest["source"] == str(synthetic_archive)
 
     assert "data.archive_sha256" in run.data.tags  # logged by the ingest task
-    assert any(key.startswith("data/") for key in run.data.metrics)  # by the validate task
+    assert any(key.startswith("validate/") for key in run.data.metrics)  # by the validate task
     assert run.info.status == "FINISHED"  # by validate, the sink task
 
 
@@ -150,7 +150,7 @@ def test_training_pipeline_runs_locally_on_ci_config_in_one_mlflow_run(
     registration = json.loads((data / "08_reporting" / "registration.json").read_text())
     assert "kfp-local-yolo" in json.dumps(registration)
 
-    assert any(key.startswith("eval/") for key in run.data.metrics)  # by the evaluate task
+    assert any(key.startswith("val/") for key in run.data.metrics)  # by the evaluate task
     assert run.info.status == "FINISHED"  # by register, the sink task
     (version,) = client.search_model_versions("name='kfp-local-yolo'")
     assert version.run_id == run.info.run_id

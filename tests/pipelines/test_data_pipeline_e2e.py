@@ -75,6 +75,8 @@ def test_data_pipeline_on_a_synthetic_dataset(project: Path, tmp_path: Path) -> 
     keys = ("images", "labelled", "backgrounds", "corrupt", "orphan_labels")
     assert [summary[k] for k in keys] == [8, 7, 1, 0, 1]
     assert (reporting / "class_distribution.png").read_bytes()[:4] == b"\x89PNG"
+    per_class = pd.read_csv(reporting / "instances_per_class.csv")
+    assert per_class["instances"].sum() == summary["instances"]
     problems = pd.read_csv(reporting / "label_problems.csv")
     assert list(problems["code"]) == ["orphan_label"]
     assert problems["file"].iloc[0].startswith("data/01_raw/synth/labels/")
@@ -118,8 +120,10 @@ def test_data_pipeline_on_coco128_over_http_reproduces_the_reference_figures(
     assert summary["orphan_labels"] == 2
     assert [Path(p).stem for p in summary["orphan_label_files"]] == ["000000000656", "000000000659"]
     assert summary["classes_present"] == 71
-    assert sum(v > 0 for v in summary["instances_per_class"].values()) == 71
-    assert summary["instances_per_class"]["person"] == 254
+    assert "instances_per_class" not in summary
+    per_class = pd.read_csv(project / "data" / "08_reporting" / "instances_per_class.csv")
+    assert len(per_class) == 80 and (per_class["instances"] > 0).sum() == 71
+    assert per_class.set_index("class").loc["person", "instances"] == 254
     expected = (
         "128 images, 126 labelled, 2 backgrounds, 0 corrupt, 929 instances, 2 orphan label files"
     )

@@ -55,11 +55,11 @@ def test_ci_run_gives_one_run_with_params_epochs_artifacts_tags_and_a_version(
     per_epoch = {
         key: [m.step for m in client.get_metric_history(run_id, key)]
         for key in run.data.metrics
-        if not key.startswith(("eval/", "data/", "promotion/"))
+        if not key.startswith(("val/", "validate/", "verdict/"))
     }
     assert per_epoch, "no per-epoch metrics were logged"
     assert all(len(steps) == 2 == len(set(steps)) for steps in per_epoch.values()), per_epoch
-    assert "eval/mAP50-95" in run.data.metrics
+    assert "val/mAP50-95" in run.data.metrics
 
     logged = {Path(a.path).name for a in client.list_artifacts(run_id, "reports")}
     written = {p.name for p in (project / "data/08_reporting").iterdir() if p.is_file()}
@@ -79,7 +79,7 @@ def test_ci_run_gives_one_run_with_params_epochs_artifacts_tags_and_a_version(
     (logged,) = client.search_logged_models([experiment.experiment_id])
     assert logged.source_run_id == run_id and logged.name == "yolo11n-coco128"
     assert [output.model_id for output in run.outputs.model_outputs] == [logged.model_id]
-    assert "eval/mAP50-95" in {metric.key for metric in logged.metrics}
+    assert "val/mAP50-95" in {metric.key for metric in logged.metrics}
     assert "Gate decision: promoted" in version.description
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["coco128"]
 

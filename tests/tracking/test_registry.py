@@ -90,7 +90,7 @@ def test_promotion_moves_champion_only_for_a_better_challenger(mlflow_server, re
     assert {"mAP50", "dataset_sha256", "git_commit"} <= set(third.tags)
     run = client.get_run(registered[2]["run_id"])
     assert run.data.tags["promotion.decision"] == "not_promoted"
-    assert run.data.metrics["promotion/champion_before_mAP50-95"] == pytest.approx(0.40)
+    assert run.data.metrics["verdict/champion_before_mAP50-95"] == pytest.approx(0.40)
 
 
 LOAD_SCRIPT = """

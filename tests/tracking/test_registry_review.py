@@ -92,7 +92,7 @@ def test_logged_model_lives_in_the_runs_experiment_and_is_the_runs_output(mlflow
         assert model.name == MODEL and model.source_run_id == record["run_id"]
         assert model.experiment_id == experiment.experiment_id != "0"
         metrics = {m.key: m.value for m in model.metrics}
-        assert metrics["eval/mAP50-95"] == pytest.approx(float(model.tags["mAP50-95"]))
+        assert metrics["val/mAP50-95"] == pytest.approx(float(model.tags["mAP50-95"]))
         outputs = client.get_run(record["run_id"]).outputs.model_outputs
         assert [o.model_id for o in outputs] == [record["logged_model_id"]]
     default = client.get_experiment("0")

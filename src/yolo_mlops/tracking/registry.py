@@ -10,7 +10,8 @@ Registry review uses aliases and tags only (stages are deprecated in MLflow 3):
 - the gate moves ``champion`` to the new version when its mAP50-95 clears the absolute floor
   ``min_map50_95`` AND beats the current champion's by at least ``min_improvement`` (strictly
   better when the margin is 0); with no champion yet, clearing the floor is enough. The decision
-  and its numbers are written as version tags (``promotion.*``), run tags and run metrics.
+  and its numbers are written as version tags (``promotion.*``), run tags and run metrics
+  (``verdict/*``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ PINNED_PACKAGES = (
     "mlflow",
     "pyyaml",
 )
-EVAL_PREFIX = "eval"  # the hook logs metrics.json as eval/<key> (hooks.py)
 ENTRY_FILE = Path(pyfunc_model.__file__).with_name("pyfunc_entry.py")
 
 
@@ -178,7 +178,7 @@ def _ensure_eval_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str
     now = int(time.time() * 1000)
     missing = [
         Metric(key, value, now, 0)
-        for key, value in reports.numeric_items(metrics, EVAL_PREFIX).items()
+        for key, value in reports.numeric_items(metrics, reports.EVAL_PREFIX).items()
         if key not in existing and math.isfinite(value)
     ]
     if missing:
@@ -320,7 +320,7 @@ def log_and_register(
     client.set_tag(run.run_id, "promotion.reason", decision.reason)
     for key, value in (("challenger", map50_95), ("champion_before", champion_value)):
         if value is not None and math.isfinite(value):
-            client.log_metric(run.run_id, f"promotion/{key}_mAP50-95", value)
+            client.log_metric(run.run_id, f"{reports.GATE_PREFIX}/{key}_mAP50-95", value)
 
     return {
         "status": "registered",

@@ -19,10 +19,20 @@ logger = logging.getLogger(__name__)
 REPORTING_DIR = "data/08_reporting"
 ARTIFACT_DIR = "reports"
 
+# Prefixes of the one-off metrics (a single value per run). The MLflow UI (3.x) groups a run's
+# charts into sections named after the key's prefix (the part before the last "/") and sorts the
+# sections by name, unprefixed keys ("Model metrics") and system metrics last. The per-epoch curves
+# are `lr/`, `metrics/`, `time/` and `train/`; every one-off prefix sorts after "train" (as code
+# units and as locale order), so the curves open the Charts tab and the bar charts follow.
+EVAL_PREFIX = "val"  # metrics.json: the evaluation of the trained model (val/mAP50-95, ...)
+DATA_PREFIX = "validate"  # validation_summary.json: the validate stage's dataset counts
+GATE_PREFIX = "verdict"  # the promotion gate's numbers (challenger and champion mAP50-95)
+
 # Defaults of conf/base/catalog_*.yml, used only when the catalog cannot tell.
 KNOWN_REPORTS: Mapping[str, str] = {
     "validation_summary": "data/08_reporting/validation_summary.json",
     "label_problems": "data/08_reporting/label_problems.csv",
+    "instances_per_class": "data/08_reporting/instances_per_class.csv",
     "class_distribution_plot": "data/08_reporting/class_distribution.png",
     "mosaic_preview": "data/08_reporting/mosaic_preview.png",
     "per_class_metrics": "data/08_reporting/per_class_metrics.csv",

@@ -149,6 +149,25 @@ def test_checkpoint_parameter_overrides_the_trained_model(cache, checkpoint_path
     )
 
 
+def test_grid_draws_ground_truth_and_confusion_matrix_shows_present_classes(cache, checkpoint_path):
+    parameters = {**PARAMS, "coco_eval": False}
+    outputs = evaluate_model(cache, parameters, read_checkpoint(checkpoint_path))
+    grid = outputs["val_predictions_plot"]
+    shown = cache.indices("val")[: PARAMS["plot_images"]]
+    truth = sum(len(cache.classes(int(i))) for i in shown)
+    dashed = [p for axes in grid.axes for p in axes.patches if p.get_linestyle() == "--"]
+    assert len(dashed) == truth > 0  # one dashed box per ground-truth box of the shown images
+    (legend,) = grid.legends
+    assert legend.get_texts()[0].get_text() == "ground truth"
+    labels = [t.get_text() for t in outputs["confusion_matrix_plot"].axes[0].get_xticklabels()]
+    assert labels[-1] == "background" and set(labels[:-1]) <= set(cache.names)
+    everything = evaluate_model(
+        cache, {**parameters, "confusion_all_classes": True}, read_checkpoint(checkpoint_path)
+    )["confusion_matrix_plot"]
+    labels = [t.get_text() for t in everything.axes[0].get_xticklabels()]
+    assert labels == [*cache.names, "background"]
+
+
 def test_same_checkpoint_gives_same_metrics_run_to_run(cache, checkpoint_path):
     parameters = {**PARAMS, "coco_eval": False}
     ckpt = read_checkpoint(checkpoint_path)

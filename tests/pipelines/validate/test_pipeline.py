@@ -13,7 +13,7 @@ from yolo_mlops.ingestion.dataset_yaml import parse_dataset_yaml
 from yolo_mlops.ingestion.validation import LabelValidationError
 from yolo_mlops.params import ParameterError
 from yolo_mlops.pipelines.validate import create_pipeline
-from yolo_mlops.pipelines.validate.nodes import validate_labels
+from yolo_mlops.pipelines.validate.nodes import split_per_class_counts, validate_labels
 
 
 def test_pipeline_node_is_named_and_tagged() -> None:
@@ -44,6 +44,22 @@ def test_validate_labels_outputs(synthetic_dataset: Path) -> None:
         "action",
     ]
     assert isinstance(out["class_distribution_plot"].load(), Figure)
+    per_class = out["instances_per_class"].load()
+    assert list(per_class.columns) == ["class_id", "class", "instances"]
+    assert per_class["instances"].sum() == summary["instances"]
+    assert (per_class["instances"] > 0).sum() == summary["classes_present"]
+    assert all(not isinstance(v, dict) or len(v) < 10 for v in summary.values())
+    assert "instances_per_class" not in summary  # scalar counts only (dvc metrics show)
+
+
+def test_split_per_class_counts_keeps_every_class_in_id_order() -> None:
+    summary = {"images": 3, "instances_per_class": {"person": 2, "bicycle": 0, "car": 5}}
+    rest, table = split_per_class_counts(summary)
+    assert rest == {"images": 3}
+    assert table.to_dict("list") == {
+        "class_id": [0, 1, 2], "class": ["person", "bicycle", "car"], "instances": [2, 0, 5],
+    }  # fmt: skip
+    assert summary["instances_per_class"]["car"] == 5  # the input is not modified
 
 
 def test_fail_policy_stops_the_node(synthetic_dataset: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from yolo_mlops.yolo.eval.plots import (
     plot_metric_curve,
     plot_pr_curve,
     plot_prediction_grid,
+    present_classes,
 )
 
 AXIS = np.linspace(0, 1, 1000)
@@ -60,10 +64,47 @@ def test_confusion_matrix_has_background_row_and_column() -> None:
     assert column_sums[:2].tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
 
 
-def test_confusion_matrix_of_many_classes_skips_labels() -> None:
-    figure = plot_confusion_matrix(np.eye(81, dtype=int), [f"c{i}" for i in range(80)])
-    shown = {t.get_text() for t in figure.axes[0].get_xticklabels()}
-    assert not shown & {"c0", "c1", "background"}
+def _sparse_confusion(num_classes: int, present: list[int]) -> np.ndarray:
+    matrix = np.zeros((num_classes + 1, num_classes + 1), dtype=int)
+    for c in present:
+        matrix[c, c] = 3  # found
+        matrix[num_classes, c] = 1  # missed: background row
+    matrix[present[0], num_classes] = 2  # a false positive: background column
+    return matrix
+
+
+def test_confusion_matrix_shows_only_present_classes_by_name_with_background() -> None:
+    names = [f"class{i}" for i in range(80)]
+    matrix = _sparse_confusion(80, [0, 5, 42])
+    matrix[7, 5] = 1  # class 7 only predicted (a confusion): still shown
+    figure = plot_confusion_matrix(matrix, names)
+    axes = figure.axes[0]
+    expected = ["class0", "class5", "class7", "class42", "background"]
+    assert [t.get_text() for t in axes.get_xticklabels()] == expected
+    assert [t.get_text() for t in axes.get_yticklabels()] == expected
+    assert "4 of 80 classes" in axes.get_title()
+    assert present_classes(matrix).tolist() == [0, 5, 7, 42]
+
+
+def test_confusion_matrix_can_show_all_classes() -> None:
+    names = [f"class{i}" for i in range(80)]
+    figure = plot_confusion_matrix(_sparse_confusion(80, [3]), names, all_classes=True)
+    labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert labels == [*names, "background"]
+
+
+def test_confusion_matrix_size_follows_the_class_count() -> None:
+    names = [f"class{i}" for i in range(80)]
+    small = plot_confusion_matrix(_sparse_confusion(80, [1, 2]), names)
+    many = plot_confusion_matrix(_sparse_confusion(80, list(range(71))), names)
+    everything = plot_confusion_matrix(_sparse_confusion(80, [1]), names, all_classes=True)
+    small_h = small.get_size_inches()[1]
+    many_w, many_h = many.get_size_inches()
+    assert small_h < 6 and many_h > 12
+    assert everything.get_size_inches()[1] > many_h
+    # 8 pt class names need ~0.17 in per row; the matrix gets at least that much
+    assert (many_h - 2.5) / 72 >= 0.17
+    assert max(many_w, many_h) * 100 < 2000  # pixels at the catalog's 100 dpi: no 3000 px canvas
 
 
 def test_draw_boxes_changes_pixels_inside_image_only_on_box_edges() -> None:
@@ -85,6 +126,42 @@ def test_prediction_grid_draws_every_image() -> None:
     assert len(figure.axes) == 8  # 2 rows × 4 columns
 
 
+def test_prediction_grid_draws_ground_truth_and_predictions_in_distinct_styles() -> None:
+    images = [np.full((48, 64, 3), 114, np.uint8) for _ in range(2)]
+    detections = [(np.array([[5.0, 5.0, 30.0, 30.0]]), np.array([0.9]), np.array([1]))] * 2
+    truth = [(np.array([[6.0, 6.0, 31.0, 29.0], [40, 10, 60, 40]]), np.array([1, 0]))] * 2
+    figure = plot_prediction_grid(
+        images, detections, ["cat", "dog"], ground_truth=truth, score_label="prediction ≥ 0.25"
+    )
+    axes = figure.axes[0]
+    styles = {(p.get_linestyle(), p.get_edgecolor()) for p in axes.patches}
+    assert len(axes.patches) == 3 and len(styles) == 2  # 2 GT boxes + 1 prediction, 2 styles
+    assert sorted(t.get_text() for t in axes.texts) == ["cat", "dog", "dog 0.90"]
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["ground truth", "prediction ≥ 0.25"]
+    gt_line, pred_line = legend.get_lines()
+    assert gt_line.get_linestyle() != pred_line.get_linestyle()
+    assert gt_line.get_color() != pred_line.get_color()
+
+
 def test_prediction_grid_without_images_is_blank() -> None:
     figure = plot_prediction_grid([], [], ["cat"])
     assert sum(len(axes.images) for axes in figure.axes) == 0
+
+
+def test_importing_the_plots_leaves_the_matplotlib_backend_alone() -> None:
+    """A notebook's inline backend must survive loading the project (it imports this module)."""
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import yolo_mlops.yolo.eval.plots; "
+        "print(matplotlib.get_backend())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "svg"
+
+
+def test_figures_save_as_png_without_pyplot(tmp_path) -> None:
+    figure = plot_confusion_matrix(np.array([[3, 1, 0], [0, 2, 1], [1, 0, 0]]), ["cat", "dog"])
+    figure.savefig(tmp_path / "confusion.png", dpi=50)
+    assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"

@@ -73,6 +73,7 @@ class EvaluationParams:
     coco_eval: bool = True
     plot_images: int = 16
     verbose: bool = True
+    confusion_all_classes: bool = False  # False: only classes with a true or predicted box
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.conf < 1.0:
@@ -127,18 +128,28 @@ def pr_curve_table(result: EvalResult) -> pd.DataFrame:
 
 
 def prediction_grid(result: EvalResult, cache: ImageCache, count: int) -> Figure:
-    """The first ``count`` evaluated images (cached resolution) with predictions ≥ 0.25."""
+    """The first ``count`` evaluated images (cached resolution) with their ground truth and the
+    predictions scoring ≥ 0.25."""
     image_ids = result.images["image_id"].tolist()[:count]
     predictions = result.predictions[result.predictions["score"] >= PLOT_CONF]
-    images, detections, titles = [], [], []
+    truth = result.ground_truth
+    corners = ["x1", "y1", "x2", "y2"]
+    images, detections, ground_truth, titles = [], [], [], []
     for image_id in image_ids:
         mine = predictions[predictions["image_id"] == image_id]
+        true = truth[truth["image_id"] == image_id]
         gain = cache.resize_gain(image_id)  # cached = original · gain
-        boxes = mine[["x1", "y1", "x2", "y2"]].to_numpy(np.float64) * gain
         images.append(cache.image(image_id))
+        boxes = mine[corners].to_numpy(np.float64) * gain
         detections.append((boxes, mine["score"].to_numpy(), mine["class_id"].to_numpy()))
+        ground_truth.append(
+            (true[corners].to_numpy(np.float64) * gain, true["class_id"].to_numpy())
+        )
         titles.append(str(cache.path(image_id)).rsplit("/", 1)[-1])
-    return plot_prediction_grid(images, detections, result.names, titles)
+    return plot_prediction_grid(
+        images, detections, result.names, titles,
+        ground_truth=ground_truth, score_label=f"prediction (score ≥ {PLOT_CONF})",
+    )  # fmt: skip
 
 
 def evaluate_model(
@@ -202,6 +213,8 @@ def evaluate_model(
             curves.confidence_axis, curves.pr_precision, curves.ap[:, 0], class_names
         ),
         "f1_curve_plot": plot_metric_curve(curves.confidence_axis, curves.f1_curve, class_names),
-        "confusion_matrix_plot": plot_confusion_matrix(result.confusion.matrix, names),
+        "confusion_matrix_plot": plot_confusion_matrix(
+            result.confusion.matrix, names, all_classes=params.confusion_all_classes
+        ),
         "val_predictions_plot": prediction_grid(result, image_cache, params.plot_images),
     }

@@ -19,15 +19,41 @@ from yolo_mlops.params import parse_params
 DataValidationParams = ValidationConfig
 
 
+PER_CLASS_KEY = "instances_per_class"
+
+
+def split_per_class_counts(summary: Mapping[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The summary without its per-class counts, and those counts as a table.
+
+    ``validation_summary.json`` is a DVC metrics file: one key per class would give
+    ``dvc metrics show`` ~80 columns, so the counts go to ``instances_per_class.csv`` instead.
+
+    Returns:
+        (summary without ``instances_per_class``, table with columns class_id, class,
+        instances: one row per class of the dataset, in class-id order, zeros included).
+    """
+    rest = {key: value for key, value in summary.items() if key != PER_CLASS_KEY}
+    counts = summary.get(PER_CLASS_KEY) or {}
+    table = pd.DataFrame(
+        {
+            "class_id": range(len(counts)),
+            "class": list(counts),
+            "instances": [int(count) for count in counts.values()],
+        }
+    )
+    return rest, table
+
+
 def validate_labels(
     dataset_spec: Mapping[str, Any], params: Mapping[str, Any]
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], Figure]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame, Figure]:
     """Check every image and label of the dataset; nothing under data/01_raw is modified.
 
     Returns:
         clean_labels (one row per box), image_index (one row per usable image per split),
-        label_problems (file, line, code, message, action), validation_summary (JSON dict),
-        class_distribution_plot (matplotlib figure).
+        label_problems (file, line, code, message, action), validation_summary (JSON dict of
+        counts), instances_per_class (class_id, class, instances), class_distribution_plot
+        (matplotlib figure).
 
     Raises:
         LabelValidationError: the policy stops the run; it carries the problem table and a summary,
@@ -47,8 +73,9 @@ def validate_labels(
             error.summary,
         ) from error
     figure = class_distribution_figure(
-        result.summary["instances_per_class"],
+        result.summary[PER_CLASS_KEY],
         title=f"{spec.name}: instances per class "
         f"({result.summary['classes_present']} of {spec.nc} classes present)",
     )
-    return result.clean_labels, result.image_index, result.problems, result.summary, figure
+    summary, per_class = split_per_class_counts(result.summary)
+    return result.clean_labels, result.image_index, result.problems, summary, per_class, figure

@@ -8,7 +8,7 @@ from yolo_mlops.pipelines.validate.nodes import validate_labels
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """validate_labels: dataset_spec -> clean tables, problem report, summary, chart."""
+    """validate_labels: dataset_spec -> clean tables, problems, summary, per-class counts, chart."""
     return Pipeline(
         [
             Node(
@@ -19,6 +19,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "image_index",
                     "label_problems",
                     "validation_summary",
+                    "instances_per_class",
                     "class_distribution_plot",
                 ],
                 name="validate_labels",

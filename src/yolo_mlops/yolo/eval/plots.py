@@ -1,21 +1,21 @@
 """Evaluation plots: PR curve, F1-confidence curve, confusion matrix, prediction grid.
 
-Every function returns a matplotlib ``Figure`` (Agg backend, no display, bundled fonts only: no
-network), ready for Kedro's ``matplotlib.MatplotlibDataset``; the caller closes it.
+Every function returns a matplotlib ``Figure`` made without pyplot (no backend, no display, no
+global state: importing this module leaves a notebook's inline backend alone; bundled fonts only,
+no network), ready for Kedro's ``matplotlib.MatplotlibDataset``, which renders it with Agg.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from yolo_mlops.yolo.eval.metrics import smooth
 
@@ -33,7 +33,8 @@ def plot_pr_curve(
         ap50: ``[C]`` AP at IoU 0.5 per class (shown in the legend).
         names: ``[C]`` class names, same order as the rows.
     """
-    figure, axes = plt.subplots(figsize=(9, 6), layout="constrained")
+    figure = Figure(figsize=(9, 6), layout="constrained")
+    axes = figure.subplots()
     label_classes = 0 < len(names) <= MAX_LABELLED_CLASSES
     for row, name in enumerate(names):
         label = f"{name} {ap50[row]:.3f}" if label_classes else None
@@ -67,7 +68,8 @@ def plot_metric_curve(
         ylabel: metric name for the axis and title.
         smooth_fraction: width of the box filter on the mean curve, as a fraction of ``K``.
     """
-    figure, axes = plt.subplots(figsize=(9, 6), layout="constrained")
+    figure = Figure(figsize=(9, 6), layout="constrained")
+    axes = figure.subplots()
     label_classes = 0 < len(names) <= MAX_LABELLED_CLASSES
     for row, name in enumerate(names):
         axes.plot(confidence_axis, values[row], linewidth=1, label=name if label_classes else None)
@@ -85,34 +87,59 @@ def plot_metric_curve(
     return figure
 
 
+def present_classes(matrix: np.ndarray) -> np.ndarray:
+    """Class ids with at least one true or predicted box in a ``[nc+1, nc+1]`` confusion matrix
+    (a non-zero row or column; the background, index ``nc``, is not a class)."""
+    counts = matrix[:-1, :-1].sum(0) + matrix[:-1, :-1].sum(1) + matrix[-1, :-1] + matrix[:-1, -1]
+    return np.flatnonzero(counts)
+
+
 def plot_confusion_matrix(
-    matrix: np.ndarray, names: Sequence[str], normalize: bool = True
+    matrix: np.ndarray,
+    names: Sequence[str],
+    normalize: bool = True,
+    all_classes: bool = False,
 ) -> Figure:
     """Confusion matrix ``[nc+1, nc+1]`` indexed [predicted, true] with "background" last.
 
-    With ``normalize`` every column (true class) sums to 1.
+    Only the classes with a true or predicted box are drawn unless ``all_classes``; the figure
+    grows with the number of rows, so every cell and class name stays legible at 100 %. With
+    ``normalize`` every column (true class) sums to 1.
     """
-    values = matrix.astype(np.float64)
+    num_classes = len(names)
+    kept = np.arange(num_classes) if all_classes else present_classes(matrix)
+    index = [*kept.tolist(), num_classes]
+    values = matrix[np.ix_(index, index)].astype(np.float64)
     if normalize:
         values = values / (values.sum(0, keepdims=True) + 1e-9)
     values[values < 0.005] = np.nan  # leave empty cells blank
-    labels = [*names, "background"]
-    size = min(max(6.0, 0.35 * len(labels) + 3), 20)
-    figure, axes = plt.subplots(figsize=(size, size * 0.8), layout="constrained")
+    labels = [*(names[c] for c in kept), "background"]
+    annotate = len(labels) <= 16
+    cell = 0.45 if annotate else 0.19  # inches per row: 8 pt labels need ~0.17
+    side = max(5.0, cell * len(labels) + 2.5)  # + room for the class names and the colour bar
+    figure = Figure(figsize=(side + 1.0, side), layout="constrained")
+    axes = figure.subplots()
     image = axes.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
-    figure.colorbar(image, ax=axes, shrink=0.8)
-    if len(labels) <= MAX_LABELLED_CLASSES + 1:
-        ticks = np.arange(len(labels))
-        axes.set_xticks(ticks, labels, rotation=90)
-        axes.set_yticks(ticks, labels)
-        if len(labels) <= 12:
-            for (row, col), value in np.ndenumerate(values):
-                if not np.isnan(value):
-                    text = f"{value:.2f}" if normalize else f"{int(value)}"
-                    axes.text(col, row, text, ha="center", va="center", fontsize=8)
+    figure.colorbar(
+        image, ax=axes, shrink=0.6, label="fraction of the true class" if normalize else "boxes"
+    )
+    ticks = np.arange(len(labels))
+    axes.set_xticks(ticks, labels, rotation=90, fontsize=8)
+    axes.set_yticks(ticks, labels, fontsize=8)
+    if annotate:
+        for (row, col), value in np.ndenumerate(values):
+            if not np.isnan(value):
+                text = f"{value:.2f}" if normalize else f"{int(value)}"
+                color = "white" if normalize and value > 0.6 else "black"
+                axes.text(col, row, text, ha="center", va="center", fontsize=8, color=color)
     axes.set_xlabel("True")
     axes.set_ylabel("Predicted")
-    axes.set_title("Confusion Matrix" + (" Normalized" if normalize else ""))
+    shown = "all" if all_classes else "with a true or predicted box"
+    axes.set_title(
+        f"Confusion matrix{' (normalized per true class)' if normalize else ''}: "
+        f"{len(kept)} of {num_classes} classes ({shown})",
+        fontsize=10,
+    )
     return figure
 
 
@@ -147,14 +174,22 @@ def draw_boxes(
     return canvas
 
 
+GROUND_TRUTH_STYLE = {"color": "#00d5ff", "linestyle": "--", "linewidth": 1.2}
+PREDICTION_STYLE = {"color": "#ff7f0e", "linestyle": "-", "linewidth": 1.2}
+
+
 def plot_prediction_grid(
     images: Sequence[np.ndarray],
     detections: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     names: Sequence[str],
     titles: Sequence[str] | None = None,
     columns: int = 4,
+    *,
+    ground_truth: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    score_label: str = "prediction",
 ) -> Figure:
-    """A grid of images with their predicted boxes.
+    """A grid of images with their ground-truth boxes (dashed, cyan, name at the bottom) and
+    predicted boxes (solid, orange, name and score on top), and a legend saying which is which.
 
     Args:
         images: HWC BGR uint8 images.
@@ -162,26 +197,62 @@ def plot_prediction_grid(
         names: class names.
         titles: optional caption per image (e.g. the file name).
         columns: images per grid row.
+        ground_truth: optional per image ``(boxes [m,4] xyxy pixels, classes [m])``.
+        score_label: legend text of the predictions (e.g. ``"prediction (score ≥ 0.25)"``).
     """
     count = max(len(images), 1)
     columns = max(1, min(columns, count))
     rows = (count + columns - 1) // columns
-    figure, axes_grid = plt.subplots(
-        rows, columns, figsize=(4 * columns, 4 * rows), squeeze=False, layout="constrained"
-    )
+    figure = Figure(figsize=(4 * columns, 4 * rows + 0.4), layout="constrained")
+    axes_grid = figure.subplots(rows, columns, squeeze=False)
     for slot, axes in enumerate(axes_grid.flat):
         axes.axis("off")
         if slot >= len(images):
             continue
+        axes.imshow(cv2.cvtColor(images[slot], cv2.COLOR_BGR2RGB))
+        if ground_truth is not None:
+            boxes, classes = ground_truth[slot]
+            _draw_labelled_boxes(
+                axes, boxes, classes, names, None, style=GROUND_TRUTH_STYLE, top=False
+            )
         boxes, scores, classes = detections[slot]
-        drawn = draw_boxes(images[slot], boxes, classes, names, scores)
-        axes.imshow(cv2.cvtColor(drawn, cv2.COLOR_BGR2RGB))
+        _draw_labelled_boxes(axes, boxes, classes, names, scores, style=PREDICTION_STYLE, top=True)
         if titles is not None:
             axes.set_title(titles[slot], fontsize=8)
+    handles = [Line2D([], [], label=score_label, **PREDICTION_STYLE)]
+    if ground_truth is not None:
+        handles.insert(0, Line2D([], [], label="ground truth", **GROUND_TRUTH_STYLE))
+    figure.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize=9)
     return figure
 
 
-def _finish(axes: plt.Axes, xlabel: str, ylabel: str, title: str) -> None:
+def _draw_labelled_boxes(
+    axes: Axes,
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    names: Sequence[str],
+    scores: np.ndarray | None,
+    *,
+    style: dict[str, Any],
+    top: bool,
+) -> None:
+    """xyxy pixel boxes as rectangles in ``style``, each labelled with its class name (and
+    score): on top of the box (``top``) or inside its bottom edge, so GT and prediction labels of
+    the same object do not cover each other."""
+    for k, (box, class_id) in enumerate(
+        zip(np.asarray(boxes).reshape(-1, 4), classes, strict=True)
+    ):
+        x1, y1, x2, y2 = (float(v) for v in box)
+        axes.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, **style))
+        name = names[int(class_id)] if 0 <= int(class_id) < len(names) else str(int(class_id))
+        label = name if scores is None else f"{name} {float(scores[k]):.2f}"
+        axes.text(
+            x1, y1 if top else y2, label, fontsize=6, color="black", va="bottom", clip_on=True,
+            bbox={"facecolor": style["color"], "edgecolor": "none", "pad": 0.5, "alpha": 0.8},
+        )  # fmt: skip
+
+
+def _finish(axes: Axes, xlabel: str, ylabel: str, title: str) -> None:
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_xlim(0, 1)
