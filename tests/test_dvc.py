@@ -432,6 +432,7 @@ def test_metrics_show_prints_map_and_plots_show_renders(dvc_project):
     titles = ("Validation mAP50-95 per epoch", "Training losses per epoch", "Precision-recall")
     assert all(title in html for title in titles)
     assert "datum['class'] === 'all'" in html  # the PR curve's own template
+    assert "cdn.jsdelivr" not in html and "vegaEmbed" in html  # renders offline (inlined Vega)
     # Exactly three charts: no default (row index vs last column) rendering of a plots output.
     rendered = json.loads(dvc_project.dvc("plots", "show", "--json", stdout_only=True))["data"]
     assert set(rendered) == {
@@ -495,3 +496,13 @@ def test_preview_or_plot_changes_retrain_nothing(dvc_project):
     plots.write_text(plots.read_text() + "\n# a change to the report plots\n")
     assert dvc_project.repro() == {"evaluate"}
     dvc_project.commit("plots.py changed")
+
+
+def test_plots_page_template_renders_offline():
+    config = (PROJECT_ROOT / ".dvc/config").read_text()
+    assert "html_template = plots/offline.html" in config
+    template = (PROJECT_ROOT / ".dvc/plots/offline.html").read_text()
+    assert "{plot_divs}" in template and "{scripts}" not in template  # no CDN tags get inserted
+    assert not re.search(r"<script[^>]+src=", template)  # every library is inlined
+    for library in ("vega@5.20.2", "vega-lite@5.2.0", "vega-embed@6.18.2"):
+        assert f"/* {library}.min.js" in template
