@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 from kedro.config import OmegaConfigLoader
 
 from yolo_mlops.param_validation import PARAMETER_BLOCKS, validate_parameters
@@ -53,3 +54,20 @@ def test_hook_is_registered_in_settings() -> None:
     from yolo_mlops.settings import HOOKS
 
     assert any(type(hook).__name__ == "ParameterValidationHook" for hook in HOOKS)
+
+
+def test_no_configuration_file_repeats_a_key():
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        keys = [loader.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        assert not repeated, f"{node.start_mark}: repeated keys {repeated}"
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    files = sorted((PROJECT_ROOT / "conf").rglob("*.yml"))
+    assert files
+    for path in files:
+        yaml.load(path.read_text(encoding="utf-8"), StrictLoader)
