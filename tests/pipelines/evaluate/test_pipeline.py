@@ -150,10 +150,11 @@ def test_checkpoint_parameter_overrides_the_trained_model(cache, checkpoint_path
 
 
 def test_grid_draws_ground_truth_and_confusion_matrix_shows_present_classes(cache, checkpoint_path):
-    parameters = {**PARAMS, "coco_eval": False}
+    # every val image in the grid: it shows images in evaluation (rectangular-batch) order
+    shown = cache.indices("val")
+    parameters = {**PARAMS, "coco_eval": False, "plot_images": len(shown)}
     outputs = evaluate_model(cache, parameters, read_checkpoint(checkpoint_path))
     grid = outputs["val_predictions_plot"]
-    shown = cache.indices("val")[: PARAMS["plot_images"]]
     truth = sum(len(cache.classes(int(i))) for i in shown)
     dashed = [p for axes in grid.axes for p in axes.patches if p.get_linestyle() == "--"]
     assert len(dashed) == truth > 0  # one dashed box per ground-truth box of the shown images
