@@ -494,7 +494,9 @@ def test_preview_or_plot_changes_retrain_nothing(dvc_project):
     dvc_project.commit("preprocessing.preview.tile_size=64")
     plots = dvc_project.repo / "src/yolo_mlops/yolo/eval/plots.py"
     plots.write_text(plots.read_text() + "\n# a change to the report plots\n")
-    assert dvc_project.repro() == {"evaluate"}
+    # evaluate re-runs; register follows because it logs evaluate's reports and metrics (whose
+    # speed figures differ run to run); nothing that preprocesses or trains runs again
+    assert dvc_project.repro() == {"evaluate", "register"}
     dvc_project.commit("plots.py changed")
 
 
