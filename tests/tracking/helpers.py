@@ -42,8 +42,11 @@ def wait_http(url: str, timeout_s: float, process: subprocess.Popen | None = Non
     raise TimeoutError(f"{url} did not answer within {timeout_s} s")
 
 
-def start_mlflow_server(root: Path) -> tuple[subprocess.Popen, str]:
-    """``mlflow server`` on 127.0.0.1 with a sqlite backend and artifact dir under ``root``."""
+def start_mlflow_server(root: Path, own_group: bool = False) -> tuple[subprocess.Popen, str]:
+    """``mlflow server`` on 127.0.0.1 with a sqlite backend and artifact dir under ``root``.
+
+    ``own_group``: start it in its own process group, so a kill -9 of the group takes its workers.
+    """
     port = free_port()
     command = [
         sys.executable, "-m", "mlflow", "server",
@@ -52,7 +55,9 @@ def start_mlflow_server(root: Path) -> tuple[subprocess.Popen, str]:
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
     log = (root / "server.log").open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=own_group
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{uri}/health", 120, process)

@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 from kedro.pipeline import Node, Pipeline
 
 from tests.hook_pipelines import evaluate_toy, lose_server
 from tests.test_hooks import EXPERIMENT, _run, project  # noqa: F401 - fixture reused
-from tests.tracking.helpers import free_port, wait_http
+from tests.tracking.helpers import start_mlflow_server
 from yolo_mlops.tracking import run as tracking_run
 from yolo_mlops.tracking.recovery import TrackingLostError
 
 pytestmark = pytest.mark.integration
-
-
-def _server_in_own_group(root) -> tuple[subprocess.Popen, str]:
-    """``mlflow server`` in its own process group, so a kill -9 takes its workers too."""
-    port = free_port()
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{root / 'backend.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    log = (root / "server.log").open("w")
-    process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
-    )
-    uri = f"http://127.0.0.1:{port}"
-    wait_http(f"{uri}/health", 120, process)
-    return process, uri
 
 
 def test_server_killed_mid_run_ends_non_zero_with_the_register_command(
@@ -43,7 +23,7 @@ def test_server_killed_mid_run_ends_non_zero_with_the_register_command(
 ):
     server_root = tmp_path / "server"
     server_root.mkdir()
-    process, uri = _server_in_own_group(server_root)
+    process, uri = start_mlflow_server(server_root, own_group=True)
     try:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         monkeypatch.setenv("TOY_SERVER_PGID", str(os.getpgid(process.pid)))
