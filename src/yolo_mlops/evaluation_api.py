@@ -99,8 +99,7 @@ def evaluate_checkpoint_full(
         "rectangular" if rect else "square", batch_size,
     )  # fmt: skip
     return evaluate(
-        model, loader, names, conf=conf, iou=iou, max_det=max_det, device=device,
-        protocol=protocol,
+        model, loader, names, conf=conf, iou=iou, max_det=max_det, protocol=protocol,
     )  # fmt: skip
 
 

@@ -194,7 +194,7 @@ def evaluate_model(
     )
     result = evaluate(
         model, loader, names, conf=params.conf, iou=params.iou, max_det=params.max_det,
-        device=device, verbose=params.verbose, protocol=params.protocol,
+        verbose=params.verbose, protocol=params.protocol,
     )  # fmt: skip
     metrics = dict(result.metrics)
     if params.coco_eval:

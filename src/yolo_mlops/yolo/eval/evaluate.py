@@ -95,7 +95,6 @@ def evaluate(  # noqa: PLR0917 - callers pass these positionally
     conf: float = 0.001,
     iou: float = 0.7,
     max_det: int = 300,
-    device: str | torch.device = "cpu",
     multi_label: bool = True,
     verbose: bool = False,
     protocol: str = "8.3.0",
@@ -105,14 +104,13 @@ def evaluate(  # noqa: PLR0917 - callers pass these positionally
     Args:
         model: a YOLO11 whose ``forward`` returns the 3 raw maps; put in eval mode here (and
             restored afterwards).
-        loader: batches of ``images`` uint8 ``[B,3,H,W]`` RGB, ``targets`` float ``[N,6]``
-            (batch_index, class_id, x1,y1,x2,y2 input px), ``indices`` int64 ``[B]``,
-            ``orig_shapes`` int64 ``[B,2]`` (h, w), ``ratio_pad`` float ``[B,3]`` (gain, pad_x,
+        loader: batches (moved to the model's device) of ``images`` uint8 ``[B,3,H,W]`` RGB,
+            ``targets`` float ``[N,6]`` (batch_index, class_id, x1,y1,x2,y2 input px),
+            ``indices`` int64 ``[B]``, ``orig_shapes`` int64 ``[B,2]`` (h, w), ``ratio_pad`` float ``[B,3]`` (gain, pad_x,
             pad_y) with ``input_px = orig_px * gain + pad``. Optional ``paths``; otherwise image
             paths come from the loader's image cache.
         names: class names (``len(names)`` = number of classes).
         conf, iou, max_det: NMS settings (validation defaults of the reference).
-        device: kept for callers; the batches go to the device the model is on.
         multi_label: one candidate per (anchor, class) above ``conf``; used only when nc > 1.
         verbose: also log one table row per class (the "all" row is always logged).
         protocol: the reference version whose metric rules apply, "8.3.0" or "8.4.190"
@@ -121,7 +119,6 @@ def evaluate(  # noqa: PLR0917 - callers pass these positionally
     Returns:
         An :class:`EvalResult`; boxes in original image pixels.
     """
-    del device  # batches follow the model's device (see yolo.inference)
     was_training = model.training
     model.eval()
     collector = _Collector(loader, list(names), metric_rules(protocol))

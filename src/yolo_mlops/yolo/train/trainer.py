@@ -330,7 +330,7 @@ class Trainer:
         if self.dist.is_main:
             ema = run.objects.ema
             assert ema is not None
-            metrics = self._validate(ema, run.val_loader, run.names, run.device, stats.losses)
+            metrics = self._validate(ema, run.val_loader, run.names)
             row = train_state.history_row(epoch, stats, metrics, run.imgsz, epoch_start)
             improved = run.progress.record(row, epoch, validated=run.val_loader is not None)
             stop = run.progress.epochs_without_improvement >= cfg.patience
@@ -358,18 +358,11 @@ class Trainer:
     def _augment_config(self) -> AugmentConfig:
         return self.augment if self.augment is not None else AugmentConfig()
 
-    def _validate(
-        self,
-        ema: ModelEMA,
-        val_loader: Any,
-        names: list[str],
-        device: torch.device,
-        losses: list[float],
-    ) -> dict[str, float]:
+    def _validate(self, ema: ModelEMA, val_loader: Any, names: list[str]) -> dict[str, float]:
         """Metrics of the EMA model on the validation split (all 0 when validation is off)."""
         if val_loader is None:
             return {"precision": 0.0, "recall": 0.0, "mAP50": 0.0, "mAP50-95": 0.0, "fitness": 0.0}
-        result = evaluate(ema.module, val_loader, names, device=str(device))
+        result = evaluate(ema.module, val_loader, names)  # batches follow the model's device
         return {k: float(v) for k, v in result.metrics.items()}
 
     def _checkpoint_config(self, model: nn.Module, imgsz: int, names: list[str]) -> dict:
