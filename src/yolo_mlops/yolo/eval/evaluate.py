@@ -106,9 +106,9 @@ def evaluate(  # noqa: PLR0917 - callers pass these positionally
             restored afterwards).
         loader: batches (moved to the model's device) of ``images`` uint8 ``[B,3,H,W]`` RGB,
             ``targets`` float ``[N,6]`` (batch_index, class_id, x1,y1,x2,y2 input px),
-            ``indices`` int64 ``[B]``, ``orig_shapes`` int64 ``[B,2]`` (h, w), ``ratio_pad`` float ``[B,3]`` (gain, pad_x,
-            pad_y) with ``input_px = orig_px * gain + pad``. Optional ``paths``; otherwise image
-            paths come from the loader's image cache.
+            ``indices`` int64 ``[B]``, ``orig_shapes`` int64 ``[B,2]`` (h, w), ``ratio_pad``
+            float ``[B,3]`` (gain, pad_x, pad_y) with ``input_px = orig_px * gain + pad``.
+            Optional ``paths``; otherwise image paths come from the loader's image cache.
         names: class names (``len(names)`` = number of classes).
         conf, iou, max_det: NMS settings (validation defaults of the reference).
         multi_label: one candidate per (anchor, class) above ``conf``; used only when nc > 1.
