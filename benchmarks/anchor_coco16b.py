@@ -119,7 +119,9 @@ def build_anchor_dataset(archive: Path, workdir: Path) -> Path:
     return dataset_yaml
 
 
-def train_seed(cache, seed: int, epochs: int, threads: int, run_dir: Path) -> list[dict]:
+def train_seed(
+    cache, seed: int, epochs: int, threads: int, run_dir: Path, *, overrides: dict | None = None
+) -> list[dict]:
     """Train one seed (unless ``run_dir`` holds a finished run); returns its history rows."""
     history_file = run_dir / "history.json"
     if history_file.is_file() and (run_dir / "last.pt").is_file():
@@ -128,7 +130,7 @@ def train_seed(cache, seed: int, epochs: int, threads: int, run_dir: Path) -> li
             logger.info("seed %d: reusing the finished run in %s", seed, run_dir)
             return history
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = recipe(seed, epochs, threads, run_dir)
+    config = recipe(seed, epochs, threads, run_dir) | (overrides or {})
     if (run_dir / "last.pt").is_file():  # an interrupted run continues exactly
         config["resume"] = True
         logger.info("seed %d: resuming the interrupted run in %s", seed, run_dir)
@@ -175,6 +177,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--evaluate-only", action="store_true", help="score finished runs only")
     parser.add_argument("--train-only", action="store_true", help="train, do not score")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/anchor_coco16b.json")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a training setting (YAML value), e.g. --set box_bias_init=2.0; "
+        "use a separate --workdir and --out per variant",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.zip.is_file():
@@ -185,6 +195,10 @@ def main(argv: list[str] | None = None) -> dict:
     reference_losses = pd.read_csv(ANCHOR / "results.csv")
     reference_losses.columns = [c.strip() for c in reference_losses.columns]
 
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key.strip()] = yaml.safe_load(value)
     args.workdir.mkdir(parents=True, exist_ok=True)
     dataset_yaml = build_anchor_dataset(args.zip, args.workdir)
     cache = build_cache_from_dataset_yaml(dataset_yaml, args.workdir / "cache", 320)
@@ -198,7 +212,9 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
             histories[seed] = json.loads((run_dir / "history.json").read_text())
         else:
-            histories[seed] = train_seed(cache, seed, args.epochs, args.threads, run_dir)
+            histories[seed] = train_seed(
+                cache, seed, args.epochs, args.threads, run_dir, overrides=overrides
+            )
         if args.train_only:
             continue
         scores[seed] = {
@@ -223,7 +239,9 @@ def main(argv: list[str] | None = None) -> dict:
     reference_final = {key: float(reference_losses[key].iloc[-1]) for key in LOSSES}
     report = {
         "benchmark": "anchor_coco16b",
-        "recipe": recipe(0, args.epochs, args.threads, Path("<workdir>")) | {"imgsz": 320},
+        "recipe": recipe(0, args.epochs, args.threads, Path("<workdir>"))
+        | overrides
+        | {"imgsz": 320},
         "epochs": args.epochs,
         "seeds": {str(seed): scores[seed] for seed in scores},
         "mean": mean,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,13 @@ from yolo_mlops.yolo import (
     read_checkpoint,
     save_checkpoint,
 )
-from yolo_mlops.yolo.io.checkpoint import FORMAT, CheckpointError, make_config
+from yolo_mlops.yolo.io.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    atomic_copy,
+    atomic_torch_save,
+    make_config,
+)
 
 
 @pytest.fixture
@@ -173,3 +180,28 @@ def test_checkpoint_mode_follows_the_umask(tmp_path: Path, small_model, umask, m
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == mode
+
+
+def test_atomic_copy_stays_a_separate_file_when_the_source_is_saved_again(tmp_path: Path) -> None:
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    atomic_torch_save({"epoch": 1}, last)
+    atomic_copy(last, best)
+    atomic_torch_save({"epoch": 2}, last)  # the trainer's next epoch replaces last.pt
+    assert torch.load(best, weights_only=True) == {"epoch": 1}
+    assert torch.load(last, weights_only=True) == {"epoch": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]  # no temp left
+
+
+def test_atomic_copy_falls_back_to_a_byte_copy_without_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    atomic_torch_save({"epoch": 1}, last)
+
+    def no_links(*_args: object) -> None:
+        raise OSError("hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    atomic_copy(last, best)
+    assert best.read_bytes() == last.read_bytes()
+    assert os.stat(best).st_ino != os.stat(last).st_ino

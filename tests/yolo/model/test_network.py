@@ -59,7 +59,8 @@ def test_fresh_model_has_spec_init_bn_silu_dfl_and_head_biases() -> None:
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and all(bn.eps == 1e-3 and bn.momentum == 0.03 for bn in bns)
     silus = [m for m in model.modules() if isinstance(m, torch.nn.SiLU)]
-    assert silus and all(act.inplace for act in silus)
+    # out of place: under autograd an in-place SiLU first copies its input (saved for backward)
+    assert silus and not any(act.inplace for act in silus)
     dfl = model.head.dfl.conv.weight
     assert torch.equal(dfl.view(-1), torch.arange(16.0)) and not dfl.requires_grad
     for level, stride in enumerate((8, 16, 32)):
@@ -69,6 +70,8 @@ def test_fresh_model_has_spec_init_bn_silu_dfl_and_head_biases() -> None:
     assert math.isclose(model.head.cv3[0][-1].bias[0].item(), -11.5366, abs_tol=1e-4)
     assert model.stride.tolist() == [8, 16, 32] and "stride" not in dict(model.named_buffers())
     assert model.reg_max == 16 and model.scale == "n" and model.nc == 80
+    model.head.init_biases(box_bias=2.0)  # Ultralytics 8.4's box-branch initialisation
+    assert all(torch.all(branch[-1].bias == 2.0) for branch in model.head.cv2)
 
 
 @pytest.mark.parametrize("training", [True, False])

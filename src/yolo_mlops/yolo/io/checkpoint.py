@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -118,6 +119,30 @@ def atomic_torch_save(payload: Any, path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         honour_umask(tmp_name)  # mkstemp made it 0600
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def atomic_copy(source: Path, path: Path) -> None:
+    """Make ``path`` a copy of the file ``source`` atomically, without re-serialising it.
+
+    A hard link when the file system allows it (no bytes copied): ``source`` is only ever
+    replaced by :func:`atomic_torch_save`, never rewritten in place, so the two names stay
+    independent files. Otherwise a byte copy, fsync'ed. Either way ``os.replace`` publishes it.
+    """
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.unlink(tmp_name)
+        try:
+            os.link(source, tmp_name)
+        except OSError:  # no hard links here (some network or FAT file systems)
+            shutil.copyfile(source, tmp_name)
+            with open(tmp_name, "rb+") as handle:
+                os.fsync(handle.fileno())
+            honour_umask(tmp_name)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

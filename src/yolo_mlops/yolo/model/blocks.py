@@ -26,7 +26,7 @@ class Conv(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, k, s, padding=k // 2, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM)
-        self.act = nn.SiLU(inplace=True) if act else nn.Identity()
+        self.act = nn.SiLU() if act else nn.Identity()  # in-place would clone under autograd
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, c_in, H, W] → [B, c_out, H/s, W/s]``."""

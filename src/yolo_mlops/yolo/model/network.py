@@ -86,10 +86,13 @@ class Detect(nn.Module):
         self.dfl = DFL(reg_max)
 
     @torch.no_grad()
-    def init_biases(self, strides: Sequence[int] = STRIDES, imgsz: int = 640) -> None:
-        """Box bias 1.0; class bias ``ln(5 / nc / (imgsz/s)²)`` (prior of ~5 objects per image)."""
+    def init_biases(
+        self, strides: Sequence[int] = STRIDES, imgsz: int = 640, box_bias: float = 1.0
+    ) -> None:
+        """Box bias ``box_bias`` (1.0 as in 8.3.0; 8.4 uses 2.0); class bias
+        ``ln(5 / nc / (imgsz/s)²)`` (prior of ~5 objects per image)."""
         for box_branch, cls_branch, stride in zip(self.cv2, self.cv3, strides, strict=True):
-            box_branch[-1].bias.fill_(1.0)
+            box_branch[-1].bias.fill_(box_bias)
             cls_branch[-1].bias.fill_(math.log(5 / self.nc / (imgsz / stride) ** 2))
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -165,8 +168,6 @@ class YOLO11(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.eps, module.momentum = 1e-3, 0.03
-            elif isinstance(module, nn.SiLU):
-                module.inplace = True
         self.head.init_biases(STRIDES)
 
     @property

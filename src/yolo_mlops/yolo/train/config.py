@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from yolo_mlops.yolo.io.weights import OFFICIAL_BASE_URL, check_sha256
 from yolo_mlops.yolo.model.network import SCALES
+from yolo_mlops.yolo.train.compile import compile_backend
 
 
 @dataclass
@@ -27,6 +28,12 @@ class TrainConfig:
     ``Trainer`` itself runs one process. ``dist_timeout_s``: how long a collective waits for a
     stalled or dead peer before the process group fails. ``channels_last``: NHWC weights
     and inputs (measured on 2 CPU cores: +4% images/s at 320, +30% at 640, same arithmetic).
+    ``box_bias_init`` (Detect box-branch bias of a model trained from scratch) and
+    ``tal_min_side`` (ground-truth sides shorter than this, in input pixels, are widened to it
+    when the assigner selects candidate anchors) default to Ultralytics 8.3.0's behaviour; 8.4
+    uses 2.0 and 16 (design §10 records the measured decision).
+    ``compile``: ``torch.compile`` the training forward (false, true = inductor, or a backend
+    name); a compiler failure falls back to eager (``yolo.train.compile``).
     The augmentation settings are the preprocessing block's ``AugmentConfig`` (passed to
     :class:`Trainer` separately).
     """
@@ -56,8 +63,11 @@ class TrainConfig:
     amp: bool = True
     bf16: bool = False
     channels_last: bool = True
+    compile: bool | str = False
     sync_bn: bool = False
     clip_grad: float = 10.0
+    box_bias_init: float = 1.0
+    tal_min_side: float = 0.0
     pretrained: str | None = ""  # None (`--params training.pretrained=`) = "" = from scratch
     pretrained_sha256: str | None = None
     weights_base_url: str = OFFICIAL_BASE_URL
@@ -80,6 +90,9 @@ class TrainConfig:
             raise ValueError("training.nproc must be >= 1 and training.dist_timeout_s > 0")
         if self.optimizer not in ("SGD", "AdamW", "auto"):
             raise ValueError(f"training.optimizer={self.optimizer!r}: use SGD, AdamW or auto")
+        if self.tal_min_side < 0:
+            raise ValueError(f"training.tal_min_side={self.tal_min_side}: must be >= 0 (pixels)")
+        compile_backend(self.compile)  # a bad value fails here, naming the parameter
         if self.scale not in SCALES:
             raise ValueError(f"training.scale={self.scale!r}: use one of {', '.join(SCALES)}")
 

@@ -1,5 +1,9 @@
 """One training epoch: forward, loss, backward, accumulation, warmup, clipping, EMA (design §4).
 
+Each phase runs under a ``torch.profiler.record_function`` label (``train/forward``,
+``train/loss``, ``train/backward``, ``train/optimizer``, ``train/ema``; a no-op unless a profiler
+is recording), so ``benchmarks/train_throughput.py --profile`` splits a step by phase.
+
 The loop is written in the ``torchvision/references/detection/engine.py`` style: a plain
 function of the model, the loss, the loader and the optimizer state. A non-finite loss stops
 training with :class:`NonFiniteLossError` naming the epoch and the step, before anything is
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 from tqdm import tqdm
 
 from yolo_mlops.yolo.train.ema import ModelEMA
@@ -129,14 +134,16 @@ def optimizer_step(
     clip_grad: float,
 ) -> None:
     """Unscale, clip the total gradient norm, step, zero the gradients, update the EMA."""
-    scaler.unscale_(optimizer)
-    if clip_grad > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=clip_grad)
-    scaler.step(optimizer)
-    scaler.update()
-    optimizer.zero_grad(set_to_none=True)
+    with record_function("train/optimizer"):
+        scaler.unscale_(optimizer)
+        if clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=clip_grad)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
     if ema is not None:
-        ema.update(model)
+        with record_function("train/ema"):
+            ema.update(model)
 
 
 def train_one_epoch(
@@ -201,15 +208,17 @@ def train_one_epoch(
         images = prepare_images(batch["images"], device, channels_last)
         targets = batch["targets"].to(device, non_blocking=True)
         batch_size = images.shape[0]
-        with autocast_context(device, autocast_dtype):
+        with record_function("train/forward"), autocast_context(device, autocast_dtype):
             raw_maps = model(images)
-        raw_maps = [m.float() for m in raw_maps]
-        total, parts = criterion(raw_maps, targets, batch_size)
-        parts = parts.detach().float().cpu()
+        with record_function("train/loss"):
+            raw_maps = [m.float() for m in raw_maps]
+            total, parts = criterion(raw_maps, targets, batch_size)
+            parts = parts.detach().float().cpu()
         if not bool(torch.isfinite(total)) or not bool(torch.isfinite(parts).all()):
             optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLossError(epoch, step, parts.tolist())
-        scaler.scale(total * schedule.world_size).backward()
+        with record_function("train/backward"):
+            scaler.scale(total * schedule.world_size).backward()
         if iteration - state.last_opt_step >= state.accumulate:
             optimizer_step(model, optimizer, scaler, ema, schedule.clip_grad)
             state.last_opt_step = iteration

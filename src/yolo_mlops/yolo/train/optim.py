@@ -113,16 +113,21 @@ def build_optimizer(
 
     ``weight_decay`` is the value actually applied (the caller scales it by
     ``batch * accumulate / nbs``). SGD uses Nesterov momentum (when momentum > 0); AdamW uses
-    betas (momentum, 0.999).
+    betas (momentum, 0.999). Both use the multi-tensor (``foreach``) update on every device
+    (PyTorch picks it by default on CUDA only): one call per operation for all parameters.
     """
     biases, decayed, norm_weights = split_parameters(model)
     if choice.name == "SGD":
         optimizer: torch.optim.Optimizer = torch.optim.SGD(
-            biases, lr=choice.lr0, momentum=choice.momentum, nesterov=choice.momentum > 0
+            biases,
+            lr=choice.lr0,
+            momentum=choice.momentum,
+            nesterov=choice.momentum > 0,
+            foreach=True,
         )
     else:
         optimizer = torch.optim.AdamW(
-            biases, lr=choice.lr0, betas=(choice.momentum, 0.999), weight_decay=0.0
+            biases, lr=choice.lr0, betas=(choice.momentum, 0.999), weight_decay=0.0, foreach=True
         )
     optimizer.add_param_group({"params": decayed, "weight_decay": weight_decay})
     optimizer.add_param_group({"params": norm_weights, "weight_decay": 0.0})

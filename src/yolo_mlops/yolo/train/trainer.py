@@ -25,11 +25,13 @@ from yolo_mlops.yolo.data.augment import AugmentConfig
 from yolo_mlops.yolo.data.loader import build_eval_loader, build_train_loader
 from yolo_mlops.yolo.device import select_device
 from yolo_mlops.yolo.eval.evaluate import evaluate
+from yolo_mlops.yolo.io.checkpoint import atomic_copy
 from yolo_mlops.yolo.io.format import LIBRARY_VERSION
 from yolo_mlops.yolo.io.weights import load_pretrained, transfer_weights
 from yolo_mlops.yolo.model.network import build_model
 from yolo_mlops.yolo.train import run_guard
 from yolo_mlops.yolo.train import state as train_state
+from yolo_mlops.yolo.train.compile import maybe_compile
 from yolo_mlops.yolo.train.config import TrainConfig, TrainResult
 from yolo_mlops.yolo.train.distributed import (
     DistInfo,
@@ -137,6 +139,7 @@ class Trainer:
     def _build_model(self) -> nn.Module:
         names = list(self.cache.names)
         model = build_model(self.config.scale, num_classes=len(names), names=names)
+        model.head.init_biases(box_bias=self.config.box_bias_init)  # the scratch initialisation
         if self.config.pretrained:
             load_pretrained(model, self.config.pretrained, self.config.scale)
         for name, param in model.named_parameters():
@@ -197,7 +200,9 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         criterion = self.criterion
         if criterion is None:
-            criterion = DetectionLoss(len(names), strides=(8, 16, 32))
+            criterion = DetectionLoss(
+                len(names), strides=(8, 16, 32), min_candidate_side=cfg.tal_min_side
+            )
             criterion.sync_normaliser = self.dist.enabled  # one normaliser for the global batch
         loader = build_train_loader(
             self.cache,
@@ -283,7 +288,9 @@ class Trainer:
             names=names,
             objects=objects,
             progress=progress,
-            ddp_model=wrap_model(model, device, self.dist, cfg.sync_bn),
+            ddp_model=maybe_compile(
+                wrap_model(model, device, self.dist, cfg.sync_bn), model, cfg.compile
+            ),
             criterion=criterion,
             loader=loader,
             val_loader=val_loader,
@@ -339,8 +346,8 @@ class Trainer:
             training = train_state.snapshot(epoch, run.objects, run.progress, batches, final=final)
             config = self._checkpoint_config(run.objects.model, run.imgsz, run.names)
             train_state.write(self.last_path, ema, config, training)
-            if improved:
-                train_state.write(self.best_path, ema, config, training)
+            if improved:  # the same bytes: link (or copy) instead of serialising twice
+                atomic_copy(self.last_path, self.best_path)
             LOGGER.info(train_state.format_row(row, cfg.epochs))
             for callback in self.callbacks:
                 callback(epoch + 1, row)
