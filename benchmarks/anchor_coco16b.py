@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key.strip()] = yaml.safe_load(value)
+    args.workdir = args.workdir.resolve()  # the dataset YAML names absolute paths
     args.workdir.mkdir(parents=True, exist_ok=True)
     dataset_yaml = build_anchor_dataset(args.zip, args.workdir)
     cache = build_cache_from_dataset_yaml(dataset_yaml, args.workdir / "cache", 320)

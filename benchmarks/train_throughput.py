@@ -122,8 +122,12 @@ def profile_step(cache: Any, *, channels_last: bool, steps: int = 3) -> dict:
         ema=ModelEMA(model), state=LoopState(accumulate=1), device=torch.device("cpu"),
         channels_last=channels_last, imgsz=cache.imgsz, progress=False, schedule=schedule,
     )  # fmt: skip
-    loader.set_epoch(0)
-    batches = list(itertools.islice(iter(loader), steps + 2))
+    batches: list[dict[str, torch.Tensor]] = []
+    for epoch in itertools.count():  # small datasets: batches from several epochs
+        loader.set_epoch(epoch)
+        batches.extend(itertools.islice(iter(loader), steps + 2 - len(batches)))
+        if len(batches) == steps + 2:
+            break
     criterion = DetectionLoss(len(cache.names))
     train_one_epoch(model, criterion, batches[:2], epoch=0, **common)
     activities = [torch.profiler.ProfilerActivity.CPU]

@@ -33,6 +33,7 @@ from yolo_mlops.yolo.train import run_guard
 from yolo_mlops.yolo.train import state as train_state
 from yolo_mlops.yolo.train.compile import maybe_compile
 from yolo_mlops.yolo.train.config import TrainConfig, TrainResult
+from yolo_mlops.yolo.train.cpu_memory import retain_freed_memory
 from yolo_mlops.yolo.train.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -192,6 +193,8 @@ class Trainer:
             device = torch.device("cuda", self.dist.local_rank)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
+        if device.type == "cpu" and cfg.cpu_memory_reuse:
+            retain_freed_memory()
         train_state.seed_everything(cfg.seed + 1, cfg.deterministic)
         imgsz = int(self.cache.imgsz)
         names = list(self.cache.names)
