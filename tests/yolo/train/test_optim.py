@@ -110,6 +110,9 @@ def test_warmup_has_a_100_iteration_minimum_and_can_be_disabled():
     assert warmup_iterations(3.0, 8) == 100
     assert warmup_iterations(3.0, 1000) == 3000
     assert warmup_iterations(0.0, 1000) == 0
+    # 8.4.190 has no floor: its coco16b run (16 images, batch 8) warms up over 3 · 2 iterations
+    assert warmup_iterations(3.0, 2, min_iterations=0) == 6
+    assert warmup_iterations(0.0, 2, min_iterations=0) == 0
 
 
 def test_accumulate_reaches_nominal_batch():

@@ -290,3 +290,20 @@ def test_resume_from_a_text_file_names_the_key_and_file(tmp_path):
     settings = TrainConfig(**config(tmp_path, resume=str(tmp_path / "notes.pt")))
     with pytest.raises(RunSettingsError, match=r"training\.resume: .*notes\.pt: "):
         check_train_settings(settings)
+
+
+@pytest.mark.parametrize(("key", "value"), [("warmup_min_iters", -1), ("tal_min_side", -2.0)])
+def test_negative_recipe_knobs_are_errors_naming_the_parameter(key, value):
+    with pytest.raises(ValueError, match=rf"training\.{key}"):
+        TrainConfig(**{key: value})
+
+
+def test_warmup_floor_is_a_setting(cache, tmp_path):
+    # 8 images at batch 4: 2 iterations per epoch; warmup 3 epochs = 6 iterations without the
+    # floor, 100 with 8.3.0's. After iteration 1 the weights' lr is 1/6 or 1/100 of lr0.
+    lrs = {}
+    for floor in (100, 0):
+        cfg = config(tmp_path / f"floor{floor}", epochs=1, val=False, warmup_min_iters=floor)
+        lrs[floor] = Trainer(cfg, cache).fit().history[0]["lr/pg1"]
+    assert lrs[100] == pytest.approx(0.01 / 100)
+    assert lrs[0] == pytest.approx(0.01 / 6)

@@ -28,6 +28,7 @@ class TrainConfig:
     ``Trainer`` itself runs one process. ``dist_timeout_s``: how long a collective waits for a
     stalled or dead peer before the process group fails. ``channels_last``: NHWC weights
     and inputs (measured on 2 CPU cores: +4% images/s at 320, +30% at 640, same arithmetic).
+    ``warmup_min_iters``: the floor on warmup iterations (100 in 8.3.0, none = 0 in 8.4.190).
     ``box_bias_init`` (Detect box-branch bias of a model trained from scratch) and
     ``tal_min_side`` (ground-truth sides shorter than this, in input pixels, are widened to it
     when the assigner selects candidate anchors) default to Ultralytics 8.3.0's behaviour; 8.4
@@ -49,6 +50,7 @@ class TrainConfig:
     momentum: float = 0.937
     weight_decay: float = 5e-4
     warmup_epochs: float = 3.0
+    warmup_min_iters: int = 100
     warmup_momentum: float = 0.8
     warmup_bias_lr: float = 0.1
     cos_lr: bool = False
@@ -93,6 +95,8 @@ class TrainConfig:
             raise ValueError("training.nproc must be >= 1 and training.dist_timeout_s > 0")
         if self.optimizer not in ("SGD", "AdamW", "auto"):
             raise ValueError(f"training.optimizer={self.optimizer!r}: use SGD, AdamW or auto")
+        if self.warmup_min_iters < 0:
+            raise ValueError(f"training.warmup_min_iters={self.warmup_min_iters}: must be >= 0")
         if self.tal_min_side < 0:
             raise ValueError(f"training.tal_min_side={self.tal_min_side}: must be >= 0 (pixels)")
         compile_backend(self.compile)  # a bad value fails here, naming the parameter

@@ -169,11 +169,17 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=factor)
 
 
-def warmup_iterations(warmup_epochs: float, batches_per_epoch: int) -> int:
-    """Number of warmup iterations: ``max(round(warmup_epochs * batches), 100)``; 0 disables it."""
+def warmup_iterations(
+    warmup_epochs: float, batches_per_epoch: int, min_iterations: int = 100
+) -> int:
+    """Warmup iterations: ``max(round(warmup_epochs * batches), min_iterations)``; 0 disables it.
+
+    ``min_iterations`` 100 is Ultralytics 8.3.0's floor; 8.4.190 has none (0): on 16 images at
+    batch 8 its reference run warms up over 6 iterations, where the floor makes it 100.
+    """
     if warmup_epochs <= 0:
         return 0
-    return max(round(warmup_epochs * batches_per_epoch), 100)
+    return max(round(warmup_epochs * batches_per_epoch), min_iterations)
 
 
 def accumulate_steps(nbs: int, batch_size: int) -> int:

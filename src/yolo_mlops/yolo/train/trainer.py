@@ -262,7 +262,9 @@ class Trainer:
             batches_per_epoch=batches_per_epoch,
             batch_size=cfg.batch,
             nbs=cfg.nbs,
-            warmup_iters=warmup_iterations(cfg.warmup_epochs, batches_per_epoch),
+            warmup_iters=warmup_iterations(
+                cfg.warmup_epochs, batches_per_epoch, cfg.warmup_min_iters
+            ),
             warmup_bias_lr=choice.warmup_bias_lr,
             warmup_momentum=cfg.warmup_momentum,
             momentum=cfg.momentum,
