@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     if not scores:
         raise SystemExit("no finished run to score")
-    plot = args.out.with_name("anchor_coco16b_losses.png")
+    plot = args.out.with_name(f"{args.out.stem}_losses.png")
     plot.parent.mkdir(parents=True, exist_ok=True)
     plot_losses(histories, reference_losses, plot)
 
