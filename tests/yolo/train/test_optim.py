@@ -106,9 +106,9 @@ def test_scheduler_state_round_trips_through_weights_only_load():
     assert optimizer.param_groups[1]["lr"] == pytest.approx(0.01 * LRFactor(4, 0.1)(1))
 
 
-def test_warmup_has_a_100_iteration_minimum_and_can_be_disabled():
-    assert warmup_iterations(3.0, 8) == 100
-    assert warmup_iterations(3.0, 1000) == 3000
+def test_warmup_floor_is_optional_and_warmup_can_be_disabled():
+    assert warmup_iterations(3.0, 8, min_iterations=100) == 100  # 8.3.0's floor
+    assert warmup_iterations(3.0, 1000, min_iterations=100) == 3000
     assert warmup_iterations(0.0, 1000) == 0
     # 8.4.190 has no floor: its coco16b run (16 images, batch 8) warms up over 3 · 2 iterations
     assert warmup_iterations(3.0, 2, min_iterations=0) == 6

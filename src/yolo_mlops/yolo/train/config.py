@@ -28,7 +28,7 @@ class TrainConfig:
     ``Trainer`` itself runs one process. ``dist_timeout_s``: how long a collective waits for a
     stalled or dead peer before the process group fails. ``channels_last``: NHWC weights
     and inputs (measured on 2 CPU cores: +4% images/s at 320, +30% at 640, same arithmetic).
-    ``warmup_min_iters``: the floor on warmup iterations (100 in 8.3.0, none = 0 in 8.4.190).
+    ``warmup_min_iters``: a floor on warmup iterations (0 = none, as 8.4.190; 8.3.0 used 100).
     ``box_bias_init`` (Detect box-branch bias of a model trained from scratch) and
     ``tal_min_side`` (ground-truth sides shorter than this, in input pixels, are widened to it
     when the assigner selects candidate anchors) default to Ultralytics 8.3.0's behaviour; 8.4
@@ -50,7 +50,7 @@ class TrainConfig:
     momentum: float = 0.937
     weight_decay: float = 5e-4
     warmup_epochs: float = 3.0
-    warmup_min_iters: int = 100
+    warmup_min_iters: int = 0
     warmup_momentum: float = 0.8
     warmup_bias_lr: float = 0.1
     cos_lr: bool = False

@@ -169,9 +169,7 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=factor)
 
 
-def warmup_iterations(
-    warmup_epochs: float, batches_per_epoch: int, min_iterations: int = 100
-) -> int:
+def warmup_iterations(warmup_epochs: float, batches_per_epoch: int, min_iterations: int = 0) -> int:
     """Warmup iterations: ``max(round(warmup_epochs * batches), min_iterations)``; 0 disables it.
 
     ``min_iterations`` 100 is Ultralytics 8.3.0's floor; 8.4.190 has none (0): on 16 images at
