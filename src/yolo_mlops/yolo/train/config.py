@@ -34,7 +34,8 @@ class TrainConfig:
     when the assigner selects candidate anchors) default to Ultralytics 8.3.0's behaviour; 8.4
     uses 2.0 and 16 (design §10 records the measured decision).
     ``cpu_memory_reuse``: keep freed memory in the process (glibc ``mallopt``) so CPU steps stop
-    paying page faults (``yolo.train.cpu_memory``; about 10% faster at 320 on 2 cores).
+    paying page faults (``yolo.train.cpu_memory``; a bare 320 step 1.67 vs 1.79-1.97 s on 2 cores,
+    not visible in whole 320 epochs with 2 loader workers).
     ``compile``: ``torch.compile`` the training forward (false, true = inductor, or a backend
     name); a compiler failure falls back to eager (``yolo.train.compile``).
     The augmentation settings are the preprocessing block's ``AugmentConfig`` (passed to
