@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a training setting (YAML value), e.g. --set box_bias_init=2.0; "
+        help="override a training setting (YAML value), e.g. --set tal_min_side=16; "
         "use a separate --workdir and --out per variant",
     )
     args = parser.parse_args(argv)

@@ -43,6 +43,7 @@ from yolo_mlops.yolo.data.loader import build_train_loader
 from yolo_mlops.yolo.model.network import build_model
 from yolo_mlops.yolo.train.ema import ModelEMA
 from yolo_mlops.yolo.train.engine import LoopState, StepSchedule, train_one_epoch
+from yolo_mlops.yolo.train.loader_workers import loader_workers
 from yolo_mlops.yolo.train.loss import DetectionLoss
 from yolo_mlops.yolo.train.optim import LRFactor, OptimizerChoice, build_optimizer
 
@@ -58,10 +59,12 @@ LOSSES = ("train/box_loss", "train/cls_loss", "train/dfl_loss")
 PHASES = ("train/forward", "train/loss", "train/backward", "train/optimizer", "train/ema")
 
 #: Earlier figures on this machine (2 AMD EPYC cores, AVX2), images/s over whole epochs:
-#: the reference trainer (Ultralytics 8.4.190) and ours before this benchmark's changes, measured
-#: side by side with yolo11n from scratch on COCO128, batch 16, SGD, 2 loader workers, no val.
+#: the reference trainer (Ultralytics 8.4.190) and ours before the speed work, measured side by
+#: side with yolo11n from scratch on COCO128, batch 16, SGD, 2 loader workers, no val; and this
+#: benchmark on commit 31eb312 (defaults then: NHWC, 2 loader workers also on CPU).
 PREVIOUS = {
-    320: {"reference_img_s": 3.61, "ours_before_img_s": 6.58},
+    320: {"reference_img_s": 3.61, "ours_before_img_s": 6.58, "ours_31eb312_img_s": 7.34},
+    640: {"ours_31eb312_img_s": 1.91},
 }
 
 
@@ -91,6 +94,9 @@ def measure_epochs(cache: Any, mode: str, *, epochs: int, workers: int, workdir:
         "imgsz": cache.imgsz,
         "mode": mode,
         "workers": workers,
+        "effective_workers": loader_workers(
+            workers, device_type="cpu", threads=torch.get_num_threads()
+        ),
         "epochs": epochs,
         "images_per_epoch": images,
         "epoch_wall_s": walls,
@@ -157,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["nchw", "nhwc"])
     parser.add_argument("--epochs", type=int, default=3, help="epochs per mode (first = warm-up)")
     parser.add_argument("--images", type=int, default=0, help="first N COCO128 images (0 = all)")
-    parser.add_argument("--workers", type=int, default=2, help="loader processes (default: ours)")
+    parser.add_argument("--workers", type=int, default=2, help="training.workers (capped on CPU)")
     parser.add_argument("--profile", action="store_true", help="add a per-phase step profile")
     parser.add_argument("--force-bf16", action="store_true", help="run bf16 without native bf16")
     parser.add_argument(
@@ -201,15 +207,16 @@ def main(argv: list[str] | None = None) -> dict:
         },
     }
     logger.info(
-        "%6s %9s %8s %8s %10s %10s %10s",
-        "imgsz", "mode", "img/s", "epoch s", "1st ep s", "reference", "before",
+        "%6s %9s %8s %8s %10s %10s %10s %10s",
+        "imgsz", "mode", "img/s", "epoch s", "1st ep s", "reference", "before", "31eb312",
     )  # fmt: skip
     for row in rows:
         before = PREVIOUS.get(row["imgsz"], {})
         logger.info(
-            "%6d %9s %8.2f %8.1f %10.1f %10s %10s", row["imgsz"], row["mode"],
+            "%6d %9s %8.2f %8.1f %10.1f %10s %10s %10s", row["imgsz"], row["mode"],
             row["images_per_s"], row["median_epoch_s"], row["first_epoch_s"],
             before.get("reference_img_s", "-"), before.get("ours_before_img_s", "-"),
+            before.get("ours_31eb312_img_s", "-"),
         )  # fmt: skip
     for prof in profiles:
         logger.info("step profile at %d (ms per step of 16 images):", prof["imgsz"])

@@ -14,12 +14,13 @@ the restricted unpickler in ``ultralytics_import.py``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,23 +107,35 @@ def save_checkpoint(
     return path
 
 
+@contextlib.contextmanager
+def _published(path: Path) -> Iterator[str]:
+    """A temporary file name in ``path``'s folder for the block to fill.
+
+    When the block succeeds the file is ``os.replace``d onto ``path`` (atomic on one file
+    system); when it raises, the temporary file is removed and ``path`` is left as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp_name
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
 def atomic_torch_save(payload: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in ``path``'s folder, fsync, then ``os.replace``.
 
     A crash never leaves a half-written file at ``path``; the file honours the umask.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    with _published(path) as tmp_name:
+        with open(tmp_name, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
         honour_umask(tmp_name)  # mkstemp made it 0600
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def atomic_copy(source: Path, path: Path) -> None:
@@ -132,9 +145,7 @@ def atomic_copy(source: Path, path: Path) -> None:
     replaced by :func:`atomic_torch_save`, never rewritten in place, so the two names stay
     independent files. Otherwise a byte copy, fsync'ed. Either way ``os.replace`` publishes it.
     """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with _published(path) as tmp_name:
         os.unlink(tmp_name)
         try:
             os.link(source, tmp_name)
@@ -143,10 +154,6 @@ def atomic_copy(source: Path, path: Path) -> None:
             with open(tmp_name, "rb+") as handle:
                 os.fsync(handle.fileno())
             honour_umask(tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

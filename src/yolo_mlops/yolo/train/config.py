@@ -22,20 +22,22 @@ class TrainConfig:
     Ultralytics ``.pt``) whose scale must be ``scale``; an official name (``yolo11n.pt``) or URL
     is fetched by the Kedro layer (``yolo_mlops.weights_cache``) from ``weights_base_url`` and
     checked against ``pretrained_sha256`` before the trainer gets the local path.
-    ``threads``: torch intra-op threads (0 = torch's default). ``device`` may list GPUs
-    (``0,1,2,3`` or ``cuda:0,1``: one DDP process each) and ``nproc`` asks for that many DDP
-    processes on one device type (CPU: gloo); the Kedro node launches them with torchrun, the
-    ``Trainer`` itself runs one process. ``dist_timeout_s``: how long a collective waits for a
-    stalled or dead peer before the process group fails. ``channels_last``: NHWC weights
-    and inputs (measured on 2 CPU cores: +4% images/s at 320, +30% at 640, same arithmetic).
+    ``threads``: torch intra-op threads (0 = torch's default). ``workers``: loader processes; on
+    a CPU device only as many as the cores the training threads leave free
+    (``yolo.train.loader_workers``: 0 on 2 cores with torch's default threads). ``device`` may
+    list GPUs (``0,1,2,3`` or ``cuda:0,1``: one DDP process each) and ``nproc`` asks for that
+    many DDP processes on one device type (CPU: gloo); the Kedro node launches them with
+    torchrun, the ``Trainer`` itself runs one process. ``dist_timeout_s``: how long a collective
+    waits for a stalled or dead peer before the process group fails. ``channels_last``: NHWC
+    weights and inputs (measured on 2 CPU cores, whole epochs: +2% images/s at 320, +9% at 640,
+    same arithmetic).
     ``warmup_min_iters``: a floor on warmup iterations (0 = none, as 8.4.190; 8.3.0 used 100).
-    ``box_bias_init`` (Detect box-branch bias of a model trained from scratch) and
     ``tal_min_side`` (ground-truth sides shorter than this, in input pixels, are widened to it
-    when the assigner selects candidate anchors) default to Ultralytics 8.3.0's behaviour; 8.4
-    uses 2.0 and 16 (design §10 records the measured decision).
+    when the assigner selects candidate anchors) defaults to Ultralytics 8.3.0's behaviour; 8.4
+    uses 16 (design §10 records the measured decision).
     ``cpu_memory_reuse``: keep freed memory in the process (glibc ``mallopt``) so CPU steps stop
-    paying page faults (``yolo.train.cpu_memory``; a bare 320 step 1.67 vs 1.79-1.97 s on 2 cores,
-    not visible in whole 320 epochs with 2 loader workers).
+    paying page faults (``yolo.train.cpu_memory``; a bare 320 step 1.67 vs 1.79-1.97 s on 2
+    cores).
     ``compile``: ``torch.compile`` the training forward (false, true = inductor, or a backend
     name); a compiler failure falls back to eager (``yolo.train.compile``).
     The augmentation settings are the preprocessing block's ``AugmentConfig`` (passed to
@@ -72,7 +74,6 @@ class TrainConfig:
     cpu_memory_reuse: bool = True
     sync_bn: bool = False
     clip_grad: float = 10.0
-    box_bias_init: float = 1.0
     tal_min_side: float = 0.0
     pretrained: str | None = ""  # None (`--params training.pretrained=`) = "" = from scratch
     pretrained_sha256: str | None = None

@@ -43,12 +43,14 @@ class DistInfo:
         rank: global rank (0 = main process: logs, evaluates, writes checkpoints).
         local_rank: rank on this machine (selects ``cuda:<local_rank>``).
         world_size: number of processes (1 = not distributed).
+        local_world_size: processes on this machine (they share its cores).
         backend: "gloo", "nccl" or "" when not distributed.
     """
 
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    local_world_size: int = 1
     backend: str = ""
 
     @property
@@ -82,6 +84,7 @@ def init_distributed(device: torch.device, timeout_s: float = 3600.0) -> DistInf
         rank=dist.get_rank(),
         local_rank=int(os.environ.get("LOCAL_RANK", "0")),
         world_size=dist.get_world_size(),
+        local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size())),
         backend=backend,
     )
     LOGGER.info("DDP process %d/%d (%s)", info.rank, info.world_size, backend)

@@ -50,6 +50,7 @@ from yolo_mlops.yolo.train.engine import (
     StepSchedule,
     train_one_epoch,
 )
+from yolo_mlops.yolo.train.loader_workers import loader_workers
 from yolo_mlops.yolo.train.loss import DetectionLoss
 from yolo_mlops.yolo.train.optim import (
     LRFactor,
@@ -140,7 +141,6 @@ class Trainer:
     def _build_model(self) -> nn.Module:
         names = list(self.cache.names)
         model = build_model(self.config.scale, num_classes=len(names), names=names)
-        model.head.init_biases(box_bias=self.config.box_bias_init)  # the scratch initialisation
         if self.config.pretrained:
             load_pretrained(model, self.config.pretrained, self.config.scale)
         for name, param in model.named_parameters():
@@ -207,13 +207,19 @@ class Trainer:
                 len(names), strides=(8, 16, 32), min_candidate_side=cfg.tal_min_side
             )
             criterion.sync_normaliser = self.dist.enabled  # one normaliser for the global batch
+        workers = loader_workers(
+            cfg.workers,
+            device_type=device.type,
+            threads=torch.get_num_threads(),
+            processes=self.dist.local_world_size,
+        )
         loader = build_train_loader(
             self.cache,
             split=cfg.train_split,
             batch_size=cfg.batch,
             augment=self._augment_config(),
             seed=cfg.seed,
-            workers=cfg.workers,
+            workers=workers,
             epochs=cfg.epochs,
             close_mosaic=cfg.close_mosaic,
             shuffle=True,
@@ -255,7 +261,7 @@ class Trainer:
         val_loader = None
         if cfg.val and self.dist.is_main:
             val_loader = build_eval_loader(
-                self.cache, split=cfg.val_split, batch_size=cfg.val_batch, workers=cfg.workers
+                self.cache, split=cfg.val_split, batch_size=cfg.val_batch, workers=workers
             )
         schedule = StepSchedule(
             epochs=cfg.epochs,
