@@ -33,9 +33,12 @@ def test_cpu_workers_get_only_the_cores_the_step_leaves(
     assert got == expected
 
 
-def test_accelerator_runs_keep_the_configured_workers():
+def test_accelerator_runs_keep_the_configured_workers_up_to_their_share_of_cores():
     assert loader_workers(8, device_type="cuda", threads=16, cores=16) == 8
     assert loader_workers(3, device_type="mps", threads=8, cores=8) == 3
+    assert loader_workers(8, device_type="cuda", threads=16, processes=4, cores=16) == 4
+    assert loader_workers(8, device_type="cuda", threads=1, processes=4, cores=2) == 1
+    assert loader_workers(0, device_type="cuda", threads=1, cores=64) == 0
 
 
 def test_bad_counts_are_refused():
@@ -68,4 +71,4 @@ def test_trainer_on_cpu_builds_its_loaders_without_oversubscribing(tmp_path, mon
     with caplog.at_level(logging.INFO, logger="yolo_mlops.yolo.train.loader_workers"):
         Trainer(config, cache).fit()
     assert seen == [0]
-    assert "0 loader worker(s) instead of 2" in caplog.text
+    assert "training on cpu: 0 loader worker(s) instead of 2" in caplog.text

@@ -23,14 +23,14 @@ class TrainConfig:
     is fetched by the Kedro layer (``yolo_mlops.weights_cache``) from ``weights_base_url`` and
     checked against ``pretrained_sha256`` before the trainer gets the local path.
     ``threads``: torch intra-op threads (0 = torch's default). ``workers``: loader processes; on
-    a CPU device only as many as the cores the training threads leave free
-    (``yolo.train.loader_workers``: 0 on 2 cores with torch's default threads). ``device`` may
-    list GPUs (``0,1,2,3`` or ``cuda:0,1``: one DDP process each) and ``nproc`` asks for that
-    many DDP processes on one device type (CPU: gloo); the Kedro node launches them with
-    torchrun, the ``Trainer`` itself runs one process. ``dist_timeout_s``: how long a collective
-    waits for a stalled or dead peer before the process group fails. ``channels_last``: NHWC
-    weights and inputs (measured on 2 CPU cores, whole epochs: +2% images/s at 320, +9% at 640,
-    same arithmetic).
+    a GPU up to the process's share of the cores, on a CPU only the cores the training threads
+    leave free (``yolo.train.loader_workers``: 0 on 2 cores with torch's default threads).
+    ``device`` may list GPUs (``0,1,2,3`` or ``cuda:0,1``: one DDP process each) and ``nproc``
+    asks for that many DDP processes on one device type (CPU: gloo); the Kedro node launches
+    them with torchrun, the ``Trainer`` itself runs one process. ``dist_timeout_s``: how long a
+    collective waits for a stalled or dead peer before the process group fails.
+    ``channels_last``: NHWC weights and inputs (same arithmetic; on 2 CPU cores, whole epochs:
+    +2% images/s at 320, +9% at 640 in one comparison, within run-to-run drift in another).
     ``warmup_min_iters``: a floor on warmup iterations (0 = none, as 8.4.190; 8.3.0 used 100).
     ``tal_min_side`` (ground-truth sides shorter than this, in input pixels, are widened to it
     when the assigner selects candidate anchors) defaults to Ultralytics 8.3.0's behaviour; 8.4

@@ -1,10 +1,17 @@
 """How many loader processes a training run may start without slowing its own step.
 
-On a GPU the step runs on the accelerator and loader processes use otherwise idle cores, so the
-configured count is kept. On a CPU the step itself uses ``torch.get_num_threads()`` intra-op
-threads per training process, and those threads wait for each other at the end of every
-operator: a loader process that takes a core from one of them stalls the whole step (design
-§12). So on a CPU, loader processes only get the cores the training processes leave free:
+On a GPU the step runs on the accelerator and loader processes use otherwise idle cores. Each
+training process gets up to its share of the cores, as in Ultralytics' data loader:
+
+    workers = min(requested, max(1, cores // processes))
+
+At 640 one worker builds about 180 mosaic samples/s on one of this project's CPU cores
+(``benchmarks/dataloader.py``), so a fast GPU needs several.
+
+On a CPU the step itself uses ``torch.get_num_threads()`` intra-op threads per training process,
+and those threads wait for each other at the end of every operator: a loader process that takes
+a core from one of them stalls the whole step (design §12). So on a CPU, loader processes only
+get the cores the training processes leave free:
 
     workers = min(requested, max(0, cores - threads * processes))
 
@@ -45,15 +52,21 @@ def loader_workers(
             f"need workers >= 0, threads >= 1 and processes >= 1, "
             f"got {requested}, {threads}, {processes}"
         )
-    if device_type != "cpu" or requested == 0:
-        return requested
+    if requested == 0:
+        return 0
     cores = cores or available_cores()
-    free = max(0, cores - threads * processes)
-    workers = min(requested, free)
+    if device_type != "cpu":
+        workers = min(requested, max(1, cores // processes))
+        why = f"{processes} training process(es) share {cores} cores"
+    else:
+        workers = min(requested, max(0, cores - threads * processes))
+        why = (
+            f"the step's {threads} thread(s) x {processes} process(es) use "
+            f"{threads * processes} of the {cores} cores and more processes would slow it"
+        )
     if workers < requested:
         LOGGER.info(
-            "training on CPU: %d loader worker(s) instead of %d, because the step's %d thread(s) "
-            "x %d process(es) use %d of the %d cores and more processes would slow it",
-            workers, requested, threads, processes, threads * processes, cores,
+            "training on %s: %d loader worker(s) instead of %d, because %s",
+            device_type, workers, requested, why,
         )  # fmt: skip
     return workers
