@@ -284,7 +284,8 @@ class Trainer:
                 "validation is off: best.pt will be the final EMA weights and patience is ignored"
             )
         LOGGER.info(
-            "training YOLO11%s on %s: %d images, imgsz %d, batch %d, %d epochs, %s",
+            "training YOLO11%s on %s: %d images, imgsz %d, batch %d, %d epochs, %s, "
+            "%d loader worker(s), %d thread(s)",
             cfg.scale,
             device,
             num_images,
@@ -292,6 +293,8 @@ class Trainer:
             cfg.batch,
             cfg.epochs,
             autocast_dtype or "fp32",
+            workers,
+            torch.get_num_threads(),
         )
         return _Run(
             device=device,
