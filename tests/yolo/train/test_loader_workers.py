@@ -48,10 +48,6 @@ def test_bad_counts_are_refused():
         loader_workers(2, device_type="cpu", threads=0)
 
 
-def test_available_cores_is_positive():
-    assert available_cores() >= 1
-
-
 def test_trainer_on_cpu_builds_its_loaders_without_oversubscribing(tmp_path, monkeypatch, caplog):
     cache = make_tiny_cache(tmp_path / "tiny", n_images=4, imgsz=64)
     seen: list[int] = []
