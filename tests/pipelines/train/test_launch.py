@@ -70,6 +70,18 @@ def test_contradictory_settings_fail_with_the_fix(values, match):
         plan_launch(config(**values))
 
 
+def test_worker_threads_split_the_cores_the_process_may_use(monkeypatch):
+    """Under a cpuset smaller than the machine, each worker gets its share of the allowed cores."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    plan = LaunchPlan(processes=2, device="cpu")
+    assert launch._worker_env(plan, TrainConfig())["OMP_NUM_THREADS"] == "2"
+    assert launch._worker_env(plan, TrainConfig(threads=3))["OMP_NUM_THREADS"] == "3"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's own setting wins
+    assert launch._worker_env(plan, TrainConfig())["OMP_NUM_THREADS"] == "1"
+
+
 def test_local_and_pod_commands_share_the_worker_part():
     local = worker_command("/c", "/p.yml", launch.local_rendezvous(2, 1234), python="python")
     pod = worker_command("/c", "/p.yml", python="python")

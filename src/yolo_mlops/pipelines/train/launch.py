@@ -37,6 +37,7 @@ from typing import Any
 import torch
 import yaml
 
+from yolo_mlops.yolo.train.loader_workers import available_cores
 from yolo_mlops.yolo.train.trainer import TrainConfig, TrainResult
 
 logger = logging.getLogger(__name__)
@@ -202,7 +203,8 @@ def _worker_env(plan: LaunchPlan, config: TrainConfig) -> dict[str, str]:
         env.pop(name, None)  # a node inside another torchrun must not join that group
     if plan.visible_devices is not None:
         env["CUDA_VISIBLE_DEVICES"] = plan.visible_devices
-    threads = config.threads or max(1, (os.cpu_count() or 1) // plan.processes)
+    # the affinity mask's cores, as the loader rule counts them (a cpuset may hold fewer)
+    threads = config.threads or max(1, available_cores() // plan.processes)
     env.setdefault("OMP_NUM_THREADS", str(threads))
     if Path("/sys/class/net/lo").exists():
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # local rendezvous is on loopback
