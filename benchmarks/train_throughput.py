@@ -19,6 +19,16 @@ Usage (quiet machine; the lead runs the real figures)::
     python benchmarks/train_throughput.py --imgsz 320 --modes nhwc compiled --epochs 3
     python benchmarks/train_throughput.py --imgsz 320 640 --profile --modes nhwc
     python benchmarks/train_throughput.py --imgsz 64 --images 16 --epochs 2 --modes nchw  # smoke
+    python benchmarks/train_throughput.py --imgsz 320 --against c134b14 --repeats 3
+
+``--against REV`` measures this checkout and the commit ``REV`` side by side instead: each
+repetition runs ``benchmarks/epoch_timer.py`` once on each tree (a git worktree of ``REV`` in a
+temporary folder), alternating, with each tree's own defaults, and reports the median images/s
+of each and their ratio. Machines differ between sessions by up to 2x, so a ratio measured
+this way is the figure to compare with the reference's, not images/s from another day.
+``c134b14`` is the code the issue's side-by-side measurement timed (ours 6.58 img/s against the
+reference's 3.61 at 320): the ratio against it, times 6.58 / 3.61, estimates the ratio against
+the reference on this machine.
 """
 
 from __future__ import annotations
@@ -30,6 +40,8 @@ import logging
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -66,6 +78,11 @@ PREVIOUS = {
     320: {"reference_img_s": 3.61, "ours_before_img_s": 6.58, "ours_31eb312_img_s": 7.34},
     640: {"ours_31eb312_img_s": 1.91},
 }
+
+
+#: The commit whose code the issue timed beside the reference (ours / reference at 320).
+BEFORE_COMMIT = "c134b14"
+BEFORE_OVER_REFERENCE = 6.58 / 3.61
 
 
 def bf16_native() -> bool:
@@ -155,6 +172,72 @@ def profile_step(cache: Any, *, channels_last: bool, steps: int = 3) -> dict:
     }
 
 
+def _epoch_timer(src: Path, zip_path: Path, imgsz: int, epochs: int, workers: int) -> dict:
+    """Run ``epoch_timer.py`` on the tree ``src`` in a fresh process; its JSON result."""
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "epoch_timer.py"), "--src", str(src),
+        "--zip", str(zip_path), "--imgsz", str(imgsz), "--epochs", str(epochs),
+        "--workers", str(workers),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"epoch_timer.py failed on {src}:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def side_by_side(args: argparse.Namespace) -> dict:
+    """This checkout against the commit ``args.against``, alternating, ``args.repeats`` times."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", f"{args.against}^{{commit}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="throughput-against-") as tmp:
+        tree = Path(tmp) / commit
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), commit],
+            check=True,
+        )
+        try:
+            for imgsz in args.imgsz:
+                runs: dict[str, list[float]] = {"ours": [], commit: []}
+                for repeat in range(args.repeats):
+                    for name, src in (("ours", ROOT / "src"), (commit, tree / "src")):
+                        got = _epoch_timer(src, args.zip, imgsz, args.epochs, args.workers)
+                        runs[name].append(got["images_per_s"])
+                        logger.info("%d repeat %d %s: %.2f img/s", imgsz, repeat, name,
+                                    got["images_per_s"])  # fmt: skip
+                ours, theirs = (statistics.median(runs[k]) for k in ("ours", commit))
+                rows.append({"imgsz": imgsz, "runs_img_s": runs, "ours_img_s": ours,
+                             "against_img_s": theirs, "ratio": ours / theirs})  # fmt: skip
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False
+            )
+    before = BEFORE_COMMIT.startswith(commit) or commit.startswith(BEFORE_COMMIT)
+    logger.info("%6s %10s %10s %8s %s", "imgsz", "ours", commit, "ratio",
+                "x reference (est.)" if before else "")  # fmt: skip
+    for row in rows:
+        if before:
+            row["estimated_ratio_to_reference"] = row["ratio"] * BEFORE_OVER_REFERENCE
+        logger.info("%6d %10.2f %10.2f %8.2f %s", row["imgsz"], row["ours_img_s"],
+                    row["against_img_s"], row["ratio"],
+                    f"{row['estimated_ratio_to_reference']:.2f}" if before else "")  # fmt: skip
+    return {
+        "benchmark": "train_throughput",
+        "against": commit,
+        "repeats": args.repeats,
+        "epochs": args.epochs,
+        "workers": args.workers,
+        "recipe": "COCO128 from scratch, batch 16, SGD, mosaic, validation off; each tree's "
+        "defaults otherwise",
+        "before_over_reference": BEFORE_OVER_REFERENCE if before else None,
+        "rows": rows,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability()},
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; returns (and writes) the JSON result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -166,6 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2, help="training.workers (capped on CPU)")
     parser.add_argument("--profile", action="store_true", help="add a per-phase step profile")
     parser.add_argument("--force-bf16", action="store_true", help="run bf16 without native bf16")
+    parser.add_argument("--against", help="measure side by side with this commit (see above)")
+    parser.add_argument("--repeats", type=int, default=3, help="with --against: repetitions")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/train_throughput.json"
     )
@@ -173,6 +258,12 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.zip.is_file():
         raise SystemExit(f"COCO128 archive not found at {args.zip}; pass --zip")
+    if args.against:
+        result = side_by_side(args)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        logger.info("wrote %s", args.out)
+        return result
     modes = [m for m in args.modes if m != "bf16" or bf16_native() or args.force_bf16]
     skipped = sorted(set(args.modes) - set(modes))
 

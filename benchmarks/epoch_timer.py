@@ -1,0 +1,60 @@
+"""Whole-epoch training images/s of the project at a given source tree (a child process).
+
+``train_throughput.py --against REV`` runs this script once per tree and repetition, alternating
+this checkout and ``REV``'s, so that both are measured side by side on the same machine. It only
+uses the parts of the trainer's interface that every version since the issue was filed has
+(``TrainConfig``, ``Trainer(config, cache, callbacks=...)``, ``fit()``), with the tree's own
+defaults otherwise, and prints one JSON line.
+
+Usage::
+
+    python benchmarks/epoch_timer.py --src /path/to/tree/src --imgsz 320 --epochs 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", type=Path, required=True, help="the tree's src/ folder")
+    parser.add_argument("--zip", type=Path, required=True, help="COCO128 archive")
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--epochs", type=int, default=4, help="epochs (first = warm-up)")
+    parser.add_argument("--workers", type=int, default=2, help="training.workers")
+    args = parser.parse_args()
+    sys.path.insert(0, str(args.src.resolve()))  # the tree under test, imported below
+    from coco128 import build_coco128_cache
+
+    import yolo_mlops
+    from yolo_mlops.yolo import TrainConfig, Trainer
+
+    if not Path(yolo_mlops.__file__).resolve().is_relative_to(args.src.resolve()):
+        raise SystemExit(f"imported {yolo_mlops.__file__}, not the tree under {args.src}")
+    marks: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="epoch-timer-") as tmp:
+        cache = build_coco128_cache(args.zip, Path(tmp), args.imgsz)
+        config = TrainConfig(
+            epochs=args.epochs, batch=16, optimizer="SGD", close_mosaic=0, val=False,
+            progress=False, workers=args.workers, device="cpu", pretrained="",
+            save_dir=str(Path(tmp) / "run"),
+        )  # fmt: skip
+        trainer = Trainer(config, cache, callbacks=[lambda *_: marks.append(time.perf_counter())])
+        start = time.perf_counter()
+        trainer.fit()
+        images = len(cache.indices("train"))
+    walls = [b - a for a, b in itertools.pairwise([start, *marks])]
+    median = statistics.median(walls[1:] or walls)
+    print(json.dumps({"imgsz": args.imgsz, "epoch_wall_s": walls, "images_per_s": images / median}))
+
+
+if __name__ == "__main__":
+    main()
