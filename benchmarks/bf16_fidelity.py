@@ -132,7 +132,7 @@ def step_record(
         add_input_noise(model, setting["noise"])
     outputs = record_outputs(model)
     criterion = DetectionLoss(80)
-    made = count_positives(criterion, assignments if setting.get("replay") else None)
+    made = record_assignments(criterion, assignments if setting.get("replay") else None)
     images = prepare_images(batch["images"], torch.device("cpu"), setting["channels_last"])
     start = time.perf_counter()
     with autocast_context(torch.device("cpu"), setting.get("dtype")):
@@ -162,7 +162,7 @@ def step_record(
     }
 
 
-def count_positives(criterion: DetectionLoss, replay: list[Any] | None = None) -> list[Any]:
+def record_assignments(criterion: DetectionLoss, replay: list[Any] | None = None) -> list[Any]:
     """Record each assignment ``criterion`` makes (appended), or replay those in ``replay``."""
     made: list[Any] = []
     assign = criterion.assigner.assign
@@ -185,7 +185,7 @@ def _cos_rel(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     if norm_a == 0.0 and norm_b == 0.0:
         return 1.0, 0.0
     cos = float(a @ b) / (norm_a * norm_b) if norm_a and norm_b else 0.0
-    rel = float((a - b).norm() / a.norm().clamp_min(1e-30))
+    rel = float((a - b).norm()) / max(norm_a, 1e-30)
     return cos, rel
 
 

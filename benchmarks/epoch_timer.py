@@ -21,6 +21,29 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+
+def recipe(epochs: int, workers: int, save_dir: Path) -> dict[str, Any]:
+    """The throughput recipe's ``TrainConfig`` fields: batch 16, SGD, mosaic on, no validation."""
+    return dict(
+        epochs=epochs, batch=16, optimizer="SGD", close_mosaic=0, val=False, progress=False,
+        workers=workers, device="cpu", pretrained="", save_dir=str(save_dir),
+    )  # fmt: skip
+
+
+def timed_fit(trainer_cls: Any, config: Any, cache: Any) -> tuple[Any, list[float]]:
+    """``trainer_cls(config, cache).fit()``: its result and each epoch's wall time in seconds."""
+    marks: list[float] = []
+    trainer = trainer_cls(config, cache, callbacks=[lambda *_: marks.append(time.perf_counter())])
+    start = time.perf_counter()
+    result = trainer.fit()
+    return result, [b - a for a, b in itertools.pairwise([start, *marks])]
+
+
+def steady_median(walls: list[float]) -> float:
+    """Median epoch time after the first epoch (loader start-up, compilation), in seconds."""
+    return statistics.median(walls[1:] or walls)
 
 
 def main() -> None:
@@ -39,21 +62,13 @@ def main() -> None:
 
     if not Path(yolo_mlops.__file__).resolve().is_relative_to(args.src.resolve()):
         raise SystemExit(f"imported {yolo_mlops.__file__}, not the tree under {args.src}")
-    marks: list[float] = []
     with tempfile.TemporaryDirectory(prefix="epoch-timer-") as tmp:
         cache = build_coco128_cache(args.zip, Path(tmp), args.imgsz)
-        config = TrainConfig(
-            epochs=args.epochs, batch=16, optimizer="SGD", close_mosaic=0, val=False,
-            progress=False, workers=args.workers, device="cpu", pretrained="",
-            save_dir=str(Path(tmp) / "run"),
-        )  # fmt: skip
-        trainer = Trainer(config, cache, callbacks=[lambda *_: marks.append(time.perf_counter())])
-        start = time.perf_counter()
-        trainer.fit()
+        config = TrainConfig(**recipe(args.epochs, args.workers, Path(tmp) / "run"))
+        _, walls = timed_fit(Trainer, config, cache)
         images = len(cache.indices("train"))
-    walls = [b - a for a, b in itertools.pairwise([start, *marks])]
-    median = statistics.median(walls[1:] or walls)
-    print(json.dumps({"imgsz": args.imgsz, "epoch_wall_s": walls, "images_per_s": images / median}))
+    images_per_s = images / steady_median(walls)
+    print(json.dumps({"imgsz": args.imgsz, "epoch_wall_s": walls, "images_per_s": images_per_s}))
 
 
 if __name__ == "__main__":

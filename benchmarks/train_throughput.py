@@ -43,12 +43,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
+from epoch_timer import recipe, steady_median, timed_fit
 
 from yolo_mlops.yolo import TrainConfig, Trainer
 from yolo_mlops.yolo.data.loader import build_train_loader
@@ -92,21 +92,10 @@ def bf16_native() -> bool:
 
 def measure_epochs(cache: Any, mode: str, *, epochs: int, workers: int, workdir: Path) -> dict:
     """Train ``epochs`` epochs in ``mode``; images/s from the median of epochs 2..N."""
-    marks: list[float] = []
-    config = TrainConfig(
-        epochs=epochs, batch=16, optimizer="SGD", close_mosaic=0, val=False, progress=False,
-        workers=workers, device="cpu", pretrained="", save_dir=str(workdir / mode),
-        **MODES[mode],
-    )  # fmt: skip
-    trainer = Trainer(
-        config, cache, callbacks=[lambda _epoch, _row: marks.append(time.perf_counter())]
-    )
-    start = time.perf_counter()
-    result = trainer.fit()
-    walls = [b - a for a, b in itertools.pairwise([start, *marks])]
-    steady = walls[1:] or walls
+    config = TrainConfig(**recipe(epochs, workers, workdir / mode), **MODES[mode])
+    result, walls = timed_fit(Trainer, config, cache)
     images = len(cache.indices("train"))
-    median = statistics.median(steady)
+    median = steady_median(walls)
     return {
         "imgsz": cache.imgsz,
         "mode": mode,
