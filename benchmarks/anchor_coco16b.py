@@ -47,6 +47,7 @@ from coco128 import DEFAULT_ZIP, ROOT, build_cache_from_dataset_yaml
 
 from yolo_mlops.evaluation_api import evaluate_checkpoint
 from yolo_mlops.yolo import TrainConfig, Trainer
+from yolo_mlops.yolo.train.precision import autocast_dtype, native_bf16
 
 logger = logging.getLogger("benchmarks.anchor_coco16b")
 
@@ -81,6 +82,16 @@ def recipe(seed: int, epochs: int, threads: int, save_dir: Path) -> dict:
         "progress": False,
         "save_dir": str(save_dir),
     }
+
+
+def precision(overrides: dict) -> str:
+    """What the runs compute in on this CPU: fp32 or bf16 (``training.bf16`` resolved)."""
+    config = TrainConfig(**recipe(0, 1, 0, Path("run")) | overrides)
+    if autocast_dtype(torch.device("cpu"), amp=config.amp, bf16=config.bf16) is None:
+        return "fp32"
+    if config.pretrained or not config.bf16_after_steps:
+        return "bf16"
+    return f"bf16 after {config.bf16_after_steps} fp32 steps"
 
 
 def build_anchor_dataset(archive: Path, workdir: Path) -> Path:
@@ -141,7 +152,9 @@ def train_seed(
     return history
 
 
-def plot_losses(histories: dict[int, list[dict]], reference: pd.DataFrame, out: Path) -> None:
+def plot_losses(
+    histories: dict[int, list[dict]], reference: pd.DataFrame, out: Path, mode: str
+) -> None:
     """Overlay our per-epoch losses (one line per seed) on the reference run's ``results.csv``."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
     for ax, key in zip(axes, LOSSES, strict=True):
@@ -154,14 +167,14 @@ def plot_losses(histories: dict[int, list[dict]], reference: pd.DataFrame, out: 
                 [row[key] for row in history],
                 lw=1,
                 alpha=0.8,
-                label=f"ours, seed {seed}",
+                label=f"ours ({mode}), seed {seed}",
             )
         ax.set_title(key)
         ax.set_xlabel("epoch")
         ax.set_ylabel("epoch-mean loss")
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.suptitle("coco16b: training losses, ours vs the reference run")
+    fig.suptitle(f"coco16b: training losses, ours ({mode}) vs the reference run (fp32)")
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
@@ -228,7 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("no finished run to score")
     plot = args.out.with_name(f"{args.out.stem}_losses.png")
     plot.parent.mkdir(parents=True, exist_ok=True)
-    plot_losses(histories, reference_losses, plot)
+    mode = precision(overrides)
+    plot_losses(histories, reference_losses, plot, mode)
 
     mean = {
         size: {k: statistics.mean(s[size][k] for s in scores.values()) for k in METRICS}
@@ -244,6 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
         | overrides
         | {"imgsz": 320},
         "epochs": args.epochs,
+        "precision": mode,
         "seeds": {str(seed): scores[seed] for seed in scores},
         "mean": mean,
         "reference": reference_val,
@@ -257,8 +272,11 @@ def main(argv: list[str] | None = None) -> dict:
             "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(),
             "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "bf16_native": native_bf16(),
         },
     }
+    logger.info("precision: %s", mode)
     header = f"{'':>14} " + " ".join(f"{k:>10}" for k in METRICS)
     for size in ("320", "640"):
         logger.info("imgsz %s\n%s", size, header)

@@ -9,6 +9,7 @@ defaults otherwise, and prints one JSON line.
 Usage::
 
     python benchmarks/epoch_timer.py --src /path/to/tree/src --imgsz 320 --epochs 4
+    python benchmarks/epoch_timer.py --src src --imgsz 320 --set bf16=true --set bf16_after_steps=0
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 
 def recipe(epochs: int, workers: int, save_dir: Path) -> dict[str, Any]:
@@ -53,7 +56,12 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--epochs", type=int, default=4, help="epochs (first = warm-up)")
     parser.add_argument("--workers", type=int, default=2, help="training.workers")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a training setting of this tree (YAML value), e.g. --set bf16=false",
+    )  # fmt: skip
     args = parser.parse_args()
+    overrides = {k.strip(): yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.set)}
     sys.path.insert(0, str(args.src.resolve()))  # the tree under test, imported below
     from coco128 import build_coco128_cache
 
@@ -64,11 +72,12 @@ def main() -> None:
         raise SystemExit(f"imported {yolo_mlops.__file__}, not the tree under {args.src}")
     with tempfile.TemporaryDirectory(prefix="epoch-timer-") as tmp:
         cache = build_coco128_cache(args.zip, Path(tmp), args.imgsz)
-        config = TrainConfig(**recipe(args.epochs, args.workers, Path(tmp) / "run"))
+        config = TrainConfig(**recipe(args.epochs, args.workers, Path(tmp) / "run") | overrides)
         _, walls = timed_fit(Trainer, config, cache)
         images = len(cache.indices("train"))
     images_per_s = images / steady_median(walls)
-    print(json.dumps({"imgsz": args.imgsz, "epoch_wall_s": walls, "images_per_s": images_per_s}))
+    print(json.dumps({"imgsz": args.imgsz, "set": overrides, "epoch_wall_s": walls,
+                      "images_per_s": images_per_s}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ For each image size (320 and 640 by default) and mode, trains yolo11n from scrat
 time is everything the trainer does: loading and augmenting, forward, loss, backward, optimizer,
 EMA and the per-epoch checkpoints. This is the figure the reference's per-epoch time compares to.
 
-Modes: ``nchw`` (fp32, NCHW), ``nhwc`` (fp32, channels_last: the default), ``compiled``
-(``training.compile: true``, NHWC) and ``bf16`` (CPU bfloat16 autocast; run only where the CPU
-has native bf16, unless ``--force-bf16``). ``--profile`` adds a ``torch.profiler`` split of one
-training step by phase (forward, loss + assignment, backward, optimizer, EMA) and the top
-operators. Prints tables and writes JSON with the previous figures beside the new ones.
+Modes: ``nchw`` (fp32, NCHW), ``nhwc`` (fp32, channels_last), ``compiled``
+(``training.compile: true``, NHWC, fp32) and ``bf16`` (CPU bfloat16 autocast from the first step,
+NHWC: the steady state of ``training.bf16``, whose runs from scratch begin with float32 steps;
+run only where the CPU has native bf16, unless ``--force-bf16``). ``--profile`` adds a
+``torch.profiler`` split of one training step per mode by phase (forward, loss + assignment,
+backward, optimizer, EMA) and the top operators. Prints tables and writes JSON with the previous
+figures beside the new ones.
 
 Usage (quiet machine; the lead runs the real figures)::
 
@@ -26,6 +28,8 @@ repetition runs ``benchmarks/epoch_timer.py`` once on each tree (a git worktree 
 temporary folder), alternating, with each tree's own defaults, and reports the median images/s
 of each and their ratio. Machines differ between sessions by up to 2x, so a ratio measured
 this way is the figure to compare with the reference's, not images/s from another day.
+``--set KEY=VALUE`` changes a setting of this checkout only (``--set bf16_after_steps=0``: the
+bf16 phase of a run from scratch, which the 4-epoch default run does not reach).
 ``c134b14`` is the code the issue's side-by-side measurement timed (ours 6.58 img/s against the
 reference's 3.61 at 320): the ratio against it, times 6.58 / 3.61, estimates the ratio against
 the reference on this machine.
@@ -43,6 +47,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +58,7 @@ from epoch_timer import recipe, steady_median, timed_fit
 from yolo_mlops.yolo import TrainConfig, Trainer
 from yolo_mlops.yolo.data.loader import build_train_loader
 from yolo_mlops.yolo.model.network import build_model
+from yolo_mlops.yolo.train.cpu_memory import retain_freed_memory
 from yolo_mlops.yolo.train.ema import ModelEMA
 from yolo_mlops.yolo.train.engine import LoopState, StepSchedule, train_one_epoch
 from yolo_mlops.yolo.train.loader_workers import loader_workers
@@ -62,10 +68,10 @@ from yolo_mlops.yolo.train.optim import LRFactor, OptimizerChoice, build_optimiz
 logger = logging.getLogger("benchmarks.train_throughput")
 
 MODES = {
-    "nchw": {"channels_last": False},
-    "nhwc": {"channels_last": True},
-    "compiled": {"channels_last": True, "compile": True},
-    "bf16": {"channels_last": True, "bf16": True},
+    "nchw": {"channels_last": False, "bf16": False},
+    "nhwc": {"channels_last": True, "bf16": False},
+    "compiled": {"channels_last": True, "compile": True, "bf16": False},
+    "bf16": {"channels_last": True, "bf16": True, "bf16_after_steps": 0},  # steady state
 }
 LOSSES = ("train/box_loss", "train/cls_loss", "train/dfl_loss")
 PHASES = ("train/forward", "train/loss", "train/backward", "train/optimizer", "train/ema")
@@ -114,8 +120,11 @@ def measure_epochs(cache: Any, mode: str, *, epochs: int, workers: int, workdir:
     }
 
 
-def profile_step(cache: Any, *, channels_last: bool, steps: int = 3) -> dict:
-    """``torch.profiler`` split of ``steps`` training steps (after 2 warm-up steps)."""
+def profile_step(cache: Any, mode: str, *, steps: int = 3) -> dict:
+    """``torch.profiler`` split of ``steps`` training steps in ``mode`` (after 2 warm-up steps)."""
+    channels_last = MODES[mode]["channels_last"]
+    dtype = torch.bfloat16 if MODES[mode].get("bf16") else None
+    retain_freed_memory()  # as the Trainer does on a CPU: no page faults from freed activations
     torch.manual_seed(0)
     model = build_model("n", num_classes=len(cache.names))
     for name, param in model.named_parameters():
@@ -133,6 +142,7 @@ def profile_step(cache: Any, *, channels_last: bool, steps: int = 3) -> dict:
         optimizer=optimizer, scaler=torch.amp.GradScaler("cpu", enabled=False),
         ema=ModelEMA(model), state=LoopState(accumulate=1), device=torch.device("cpu"),
         channels_last=channels_last, imgsz=cache.imgsz, progress=False, schedule=schedule,
+        autocast_dtype=dtype,
     )  # fmt: skip
     batches: list[dict[str, torch.Tensor]] = []
     for epoch in itertools.count():  # small datasets: batches from several epochs
@@ -151,22 +161,23 @@ def profile_step(cache: Any, *, channels_last: bool, steps: int = 3) -> dict:
         (e for e in events if e.key.startswith("aten::")),
         key=lambda e: e.self_cpu_time_total,
         reverse=True,
-    )[:8]
+    )[:10]
     return {
         "imgsz": cache.imgsz,
-        "channels_last": channels_last,
+        "mode": mode,
         "steps": steps,
         "phase_ms_per_step": {phase: per_step.get(phase, 0.0) for phase in PHASES},
         "top_ops_self_ms_per_step": {e.key: e.self_cpu_time_total / 1e3 / steps for e in ops},
     }
 
 
-def _epoch_timer(src: Path, zip_path: Path, imgsz: int, epochs: int, workers: int) -> dict:
+def _epoch_timer(args: argparse.Namespace, src: Path, imgsz: int, settings: Sequence[str]) -> dict:
     """Run ``epoch_timer.py`` on the tree ``src`` in a fresh process; its JSON result."""
     command = [
         sys.executable, str(ROOT / "benchmarks" / "epoch_timer.py"), "--src", str(src),
-        "--zip", str(zip_path), "--imgsz", str(imgsz), "--epochs", str(epochs),
-        "--workers", str(workers),
+        "--zip", str(args.zip), "--imgsz", str(imgsz), "--epochs", str(args.epochs),
+        "--workers", str(args.workers),
+        *itertools.chain.from_iterable(("--set", s) for s in settings),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -191,8 +202,10 @@ def side_by_side(args: argparse.Namespace) -> dict:
             for imgsz in args.imgsz:
                 runs: dict[str, list[float]] = {"ours": [], commit: []}
                 for repeat in range(args.repeats):
-                    for name, src in (("ours", ROOT / "src"), (commit, tree / "src")):
-                        got = _epoch_timer(src, args.zip, imgsz, args.epochs, args.workers)
+                    for name, src, settings in (
+                        ("ours", ROOT / "src", args.set), (commit, tree / "src", ())
+                    ):  # fmt: skip
+                        got = _epoch_timer(args, src, imgsz, settings)
                         runs[name].append(got["images_per_s"])
                         logger.info("%d repeat %d %s: %.2f img/s", imgsz, repeat, name,
                                     got["images_per_s"])  # fmt: skip
@@ -215,6 +228,7 @@ def side_by_side(args: argparse.Namespace) -> dict:
     return {
         "benchmark": "train_throughput",
         "against": commit,
+        "ours_set": args.set,
         "repeats": args.repeats,
         "epochs": args.epochs,
         "workers": args.workers,
@@ -240,6 +254,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--force-bf16", action="store_true", help="run bf16 without native bf16")
     parser.add_argument("--against", help="measure side by side with this commit (see above)")
     parser.add_argument("--repeats", type=int, default=3, help="with --against: repetitions")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="with --against: a training setting for this checkout only (YAML value)",
+    )  # fmt: skip
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/train_throughput.json"
     )
@@ -268,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
                 )
                 logger.info("%s", {k: v for k, v in rows[-1].items() if k != "losses"})
             if args.profile:
-                profiles.append(profile_step(cache, channels_last=True))
+                profiles.extend(profile_step(cache, mode) for mode in modes if mode != "compiled")
     result = {
         "benchmark": "train_throughput",
         "model": "yolo11n",
@@ -299,7 +317,9 @@ def main(argv: list[str] | None = None) -> dict:
             before.get("ours_31eb312_img_s", "-"),
         )  # fmt: skip
     for prof in profiles:
-        logger.info("step profile at %d (ms per step of 16 images):", prof["imgsz"])
+        logger.info(
+            "step profile at %d, %s (ms per step of 16 images):", prof["imgsz"], prof["mode"]
+        )
         for phase, ms in prof["phase_ms_per_step"].items():
             logger.info("  %-16s %8.1f", phase, ms)
         for op, ms in prof["top_ops_self_ms_per_step"].items():

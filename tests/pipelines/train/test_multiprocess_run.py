@@ -7,10 +7,11 @@ Why equality holds here: the cache holds identical images with augmentation off,
 16-image shard has the BatchNorm statistics of the whole 32-image batch; the loss normaliser is
 the global batch's (``loss.global_normaliser``); both start from the weights of a short
 training run (a fresh model's predictions are symmetric around each box, ties that float noise
-breaks either way); and the layout is NCHW. With channels_last
+breaks either way); and the layout is NCHW in float32 (no bf16 autocast). With channels_last
 (NHWC) the CPU convolution kernels round differently for 16 and 32 images; the top-k target
 assignment turns those 1e-7 differences into different positives (epoch-1 cls 6.6625 vs 6.6537,
-about 4 % apart after one update), so NHWC runs agree in expectation only (design §11).
+about 4 % apart after one update), so NHWC runs agree in expectation only (design §11); bf16's
+coarser rounding does the same.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def run_training(
     runtime = {"training": {"nproc": nproc, "save_dir": f"data/06_models/run{tag or nproc}",
                             "pretrained": pretrained, **training,
                             "threads": 1, "batch": 32, "val_batch": 32,
-                            "channels_last": False},
+                            "channels_last": False, "bf16": False},
                "preprocessing": {"augment": NO_AUGMENT}}  # fmt: skip
     with KedroSession.create(project_path=project, env="ci", runtime_params=runtime) as session:
         session.run(pipeline_name="train")

@@ -170,6 +170,36 @@ def test_bf16_autocast_on_cpu_trains(cache, tmp_path):
     assert result.history[0]["fitness"] == 0.0  # no validation, no fitness
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_auto_trains_like_bf16_on_a_native_cpu_and_like_fp32_elsewhere(
+    cache, tmp_path, monkeypatch, native
+):
+    monkeypatch.setattr("yolo_mlops.yolo.train.precision.native_bf16", lambda: native)
+
+    def run(name, **settings):
+        overrides = {"epochs": 1, "val": False, "bf16_after_steps": 0} | settings
+        return comparable(Trainer(config(tmp_path / name, **overrides), cache).fit().history)
+
+    auto = run("auto", bf16="auto")
+    assert auto == run("forced", bf16=native)
+    assert auto != run("other", bf16=not native)  # the setting took effect
+
+
+def test_bf16_from_scratch_trains_the_first_steps_in_fp32(cache, tmp_path, caplog):
+    caplog.set_level("INFO")
+    settings = {"epochs": 2, "val": False, "nbs": 4}  # 2 optimizer steps per epoch
+    runs = {
+        name: comparable(Trainer(config(tmp_path / name, **settings | more), cache).fit().history)
+        for name, more in (
+            ("fp32", {"bf16": False}),
+            ("after2", {"bf16": True, "bf16_after_steps": 2}),
+        )
+    }
+    assert runs["after2"][0] == runs["fp32"][0]  # epoch 1: float32
+    assert runs["after2"][1] != runs["fp32"][1]  # epoch 2: bf16 autocast
+    assert "bfloat16 autocast from epoch 2" in caplog.text
+
+
 def test_without_validation_best_is_the_final_ema_and_patience_is_ignored(cache, tmp_path, caplog):
     caplog.set_level("INFO")
     result = Trainer(config(tmp_path, epochs=3, patience=1, val=False), cache).fit()
@@ -227,7 +257,7 @@ def test_train_config_defaults_follow_the_reference_recipe():
     cfg = TrainConfig()
     assert (cfg.epochs, cfg.batch, cfg.optimizer, cfg.lr0, cfg.lrf) == (100, 16, "auto", 0.01, 0.01)
     assert (cfg.momentum, cfg.weight_decay, cfg.warmup_epochs, cfg.nbs) == (0.937, 5e-4, 3.0, 64)
-    assert (cfg.close_mosaic, cfg.patience, cfg.clip_grad, cfg.bf16) == (10, 100, 10.0, False)
+    assert (cfg.close_mosaic, cfg.patience, cfg.clip_grad, cfg.bf16) == (10, 100, 10.0, "auto")
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
 

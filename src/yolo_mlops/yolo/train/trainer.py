@@ -60,6 +60,7 @@ from yolo_mlops.yolo.train.optim import (
     resolve_optimizer,
     warmup_iterations,
 )
+from yolo_mlops.yolo.train.precision import autocast_dtype, describe, first_bf16_epoch
 
 LOGGER = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class _Run:
     val_loader: Any
     schedule: StepSchedule
     autocast_dtype: torch.dtype | None
+    first_reduced_epoch: int  # earlier epochs train in float32 (precision.first_bf16_epoch)
 
 
 class Trainer:
@@ -147,13 +149,6 @@ class Trainer:
             if ".dfl" in name:  # the DFL projection is a fixed 0..15 ramp, never trained
                 param.requires_grad_(False)
         return model
-
-    def _autocast_dtype(self, device: torch.device) -> torch.dtype | None:
-        if device.type == "cuda" and self.config.amp:
-            return torch.float16
-        if device.type == "cpu" and self.config.bf16:
-            return torch.bfloat16
-        return None
 
     # ----------------------------------------------------------------------------- training
     def fit(self) -> TrainResult:
@@ -278,7 +273,11 @@ class Trainer:
             clip_grad=cfg.clip_grad,
             world_size=self.dist.world_size,
         )
-        autocast_dtype = self._autocast_dtype(device)
+        precision = autocast_dtype(device, amp=cfg.amp, bf16=cfg.bf16)
+        first_reduced = first_bf16_epoch(
+            precision, fp32_steps=cfg.bf16_after_steps, from_scratch=not cfg.pretrained,
+            steps_per_epoch=batches_per_epoch / accumulate,
+        )  # fmt: skip
         if not cfg.val:
             LOGGER.info(
                 "validation is off: best.pt will be the final EMA weights and patience is ignored"
@@ -292,7 +291,7 @@ class Trainer:
             imgsz,
             cfg.batch,
             cfg.epochs,
-            autocast_dtype or "fp32",
+            describe(precision, first_reduced),
             workers,
             torch.get_num_threads(),
         )
@@ -309,7 +308,8 @@ class Trainer:
             loader=loader,
             val_loader=val_loader,
             schedule=schedule,
-            autocast_dtype=autocast_dtype,
+            autocast_dtype=precision,
+            first_reduced_epoch=first_reduced,
         )
 
     def _train_epoch(self, run: _Run, epoch: int) -> EpochStats:
@@ -331,7 +331,7 @@ class Trainer:
             schedule=run.schedule,
             state=objects.loop,
             device=run.device,
-            autocast_dtype=run.autocast_dtype,
+            autocast_dtype=run.autocast_dtype if epoch >= run.first_reduced_epoch else None,
             channels_last=cfg.channels_last,
             imgsz=run.imgsz,
             progress=cfg.progress and self.dist.is_main,

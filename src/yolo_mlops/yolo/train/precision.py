@@ -1,0 +1,74 @@
+"""Reduced precision of the training forward pass: CUDA float16 AMP and CPU bfloat16 (design §13).
+
+``autocast_dtype`` resolves ``training.amp`` / ``training.bf16`` on a device; ``first_bf16_epoch``
+says from which epoch a bf16 run leaves float32: from scratch, yolo11n turns bf16's rounding into
+gradient noise for its first few dozen updates, so such a run starts in float32.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Literal
+
+import torch
+
+LOGGER = logging.getLogger(__name__)
+
+#: ``training.bf16``: on, off, or on exactly where the CPU computes bfloat16 in hardware.
+Bf16Setting = bool | Literal["auto"]
+
+
+def native_bf16() -> bool:
+    """True when this CPU has bfloat16 arithmetic in hardware (AVX-512-BF16 or AMX).
+
+    oneDNN then runs bf16 convolutions natively; without it they are emulated and a training
+    step is about 9x slower than in float32.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def autocast_dtype(device: torch.device, *, amp: bool, bf16: Bf16Setting) -> torch.dtype | None:
+    """The autocast dtype of the training forward pass on ``device`` (None = float32).
+
+    CUDA: float16 when ``amp``. CPU: bfloat16 when ``bf16`` is true, or when it is ``"auto"`` and
+    the CPU has native bf16 (:func:`native_bf16`); a forced ``true`` without it warns that the
+    step is emulated. The loss, the assigner, the optimizer and the EMA stay float32 either way.
+    """
+    if device.type == "cuda":
+        return torch.float16 if amp else None
+    if device.type != "cpu" or bf16 is False:
+        return None
+    native = native_bf16()
+    if bf16 == "auto":
+        return torch.bfloat16 if native else None
+    if not native:
+        LOGGER.warning(
+            "training.bf16=true on a CPU without native bfloat16 (AVX-512-BF16 or AMX): oneDNN "
+            "emulates it and a step is about 9x slower than float32; use bf16: auto or false"
+        )
+    return torch.bfloat16
+
+
+def first_bf16_epoch(
+    dtype: torch.dtype | None, *, fp32_steps: int, steps_per_epoch: float, from_scratch: bool
+) -> int:
+    """The first (0-based) epoch trained under ``dtype`` when it is bfloat16, else 0.
+
+    A run from scratch trains in float32 until ``fp32_steps`` optimizer steps are done, rounded
+    up to whole epochs of ``steps_per_epoch`` steps (> 0; a fraction when the optimizer steps every
+    few batches); a run from trained weights starts in bf16.
+    """
+    if dtype is not torch.bfloat16 or not from_scratch or fp32_steps <= 0:
+        return 0
+    return math.ceil(fp32_steps / steps_per_epoch)
+
+
+def describe(dtype: torch.dtype | None, first_epoch: int) -> str:
+    """``"fp32"`` or e.g. ``"bfloat16 autocast from epoch 31"`` (1-based) for the start-up log."""
+    if dtype is None:
+        return "fp32"
+    return f"{str(dtype).removeprefix('torch.')} autocast from epoch {first_epoch + 1}"
