@@ -47,7 +47,7 @@ from coco128 import DEFAULT_ZIP, ROOT, build_cache_from_dataset_yaml
 
 from yolo_mlops.evaluation_api import evaluate_checkpoint
 from yolo_mlops.yolo import TrainConfig, Trainer
-from yolo_mlops.yolo.train.precision import autocast_dtype, native_bf16
+from yolo_mlops.yolo.train.precision import autocast_dtype, first_bf16_epoch, native_bf16
 
 logger = logging.getLogger("benchmarks.anchor_coco16b")
 
@@ -87,11 +87,14 @@ def recipe(seed: int, epochs: int, threads: int, save_dir: Path) -> dict:
 def precision(overrides: dict) -> str:
     """What the runs compute in on this CPU: fp32 or bf16 (``training.bf16`` resolved)."""
     config = TrainConfig(**recipe(0, 1, 0, Path("run")) | overrides)
-    if autocast_dtype(torch.device("cpu"), amp=config.amp, bf16=config.bf16) is None:
+    dtype = autocast_dtype(torch.device("cpu"), amp=config.amp, bf16=config.bf16)
+    if dtype is None:
         return "fp32"
-    if config.pretrained or not config.bf16_after_steps:
-        return "bf16"
-    return f"bf16 after {config.bf16_after_steps} fp32 steps"
+    first = first_bf16_epoch(
+        dtype, fp32_steps=config.bf16_after_steps, steps_per_epoch=1,
+        from_scratch=not config.pretrained,
+    )  # fmt: skip
+    return f"bf16 after {config.bf16_after_steps} fp32 steps" if first else "bf16"
 
 
 def build_anchor_dataset(archive: Path, workdir: Path) -> Path:

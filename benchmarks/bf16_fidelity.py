@@ -55,6 +55,7 @@ from yolo_mlops.yolo.io.weights import load_pretrained
 from yolo_mlops.yolo.model.network import build_model
 from yolo_mlops.yolo.train.engine import autocast_context, prepare_images
 from yolo_mlops.yolo.train.loss import DetectionLoss
+from yolo_mlops.yolo.train.precision import native_bf16
 
 logger = logging.getLogger("benchmarks.bf16_fidelity")
 
@@ -304,7 +305,7 @@ def main() -> None:
                 "rows": rows,
                 "machine": {
                     "cpus": torch.get_num_threads(),
-                    "bf16_native": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+                    "bf16_native": native_bf16(),
                     "platform": platform.platform(),
                     "torch": torch.__version__,
                 },

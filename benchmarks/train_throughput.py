@@ -64,6 +64,7 @@ from yolo_mlops.yolo.train.engine import LoopState, StepSchedule, train_one_epoc
 from yolo_mlops.yolo.train.loader_workers import loader_workers
 from yolo_mlops.yolo.train.loss import DetectionLoss
 from yolo_mlops.yolo.train.optim import LRFactor, OptimizerChoice, build_optimizer
+from yolo_mlops.yolo.train.precision import native_bf16
 
 logger = logging.getLogger("benchmarks.train_throughput")
 
@@ -89,11 +90,6 @@ PREVIOUS = {
 #: The commit whose code the issue timed beside the reference (ours / reference at 320).
 BEFORE_COMMIT = "c134b14"
 BEFORE_OVER_REFERENCE = 6.58 / 3.61
-
-
-def bf16_native() -> bool:
-    """True when the CPU has native bfloat16 arithmetic (AVX-512-BF16 or AMX)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def measure_epochs(cache: Any, mode: str, *, epochs: int, workers: int, workdir: Path) -> dict:
@@ -271,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         logger.info("wrote %s", args.out)
         return result
-    modes = [m for m in args.modes if m != "bf16" or bf16_native() or args.force_bf16]
+    modes = [m for m in args.modes if m != "bf16" or native_bf16() or args.force_bf16]
     skipped = sorted(set(args.modes) - set(modes))
 
     rows, profiles = [], []
@@ -299,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
             "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "bf16_native": bf16_native(),
+            "bf16_native": native_bf16(),
             "platform": platform.platform(),
             "torch": torch.__version__,
         },

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import platform
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,8 +57,13 @@ def test_cuda_follows_amp_and_ignores_bf16(cpu_bf16):
     assert autocast_dtype(torch.device("mps"), amp=True, bf16=True) is None
 
 
-def test_native_bf16_answers_a_bool():
-    assert native_bf16() in (True, False)
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or not Path("/proc/cpuinfo").is_file(),
+    reason="compares with the CPU flags of Linux's /proc/cpuinfo on x86_64",
+)
+def test_native_bf16_is_the_cpus_avx512_bf16_or_amx_flag():
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    assert native_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def test_bf16_setting_accepts_true_false_auto_and_names_the_key_otherwise():

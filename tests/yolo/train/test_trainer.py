@@ -165,7 +165,8 @@ def test_early_stopping_after_patience_epochs_without_improvement(cache, tmp_pat
 
 
 def test_bf16_autocast_on_cpu_trains(cache, tmp_path):
-    result = Trainer(config(tmp_path, epochs=1, bf16=True, val=False), cache).fit()
+    settings = {"epochs": 1, "bf16": True, "bf16_after_steps": 0, "val": False}  # bf16 from step 1
+    result = Trainer(config(tmp_path, **settings), cache).fit()
     assert math.isfinite(result.history[0]["train/box_loss"])
     assert result.history[0]["fitness"] == 0.0  # no validation, no fitness
 
