@@ -25,6 +25,16 @@ def build_coco128_cache(archive: Path, workdir: Path, imgsz: int, images: int = 
 
     Train and val are the same images, as in ``coco128.yaml``; 80 class names ``class0..79``.
     """
+    dataset_yaml = extract_coco128(archive, workdir, images)
+    return build_cache_from_dataset_yaml(dataset_yaml, workdir / "image_cache", imgsz)
+
+
+def extract_coco128(archive: Path, workdir: Path, images: int = 0) -> Path:
+    """Extract COCO128 into ``workdir`` (first ``images``, 0 = all); its dataset YAML's path.
+
+    The YAML is in the YOLO format that both trainers read: ``path``, ``train`` = ``val`` =
+    ``images/train2017``, 80 ``names``.
+    """
     with zipfile.ZipFile(archive) as handle:
         handle.extractall(workdir / "raw")
     root = next(p.parent.parent for p in (workdir / "raw").rglob("images/train2017"))
@@ -49,7 +59,7 @@ def build_coco128_cache(archive: Path, workdir: Path, imgsz: int, images: int = 
             }
         )
     )
-    return build_cache_from_dataset_yaml(dataset_yaml, workdir / "image_cache", imgsz)
+    return dataset_yaml
 
 
 def build_cache_from_dataset_yaml(dataset_yaml: Path, cache_dir: Path, imgsz: int) -> ImageCache:

@@ -33,6 +33,19 @@ bf16 phase of a run from scratch, which the 4-epoch default run does not reach).
 ``c134b14`` is the code the issue's side-by-side measurement timed (ours 6.58 img/s against the
 reference's 3.61 at 320): the ratio against it, times 6.58 / 3.61, estimates the ratio against
 the reference on this machine.
+
+``--reference-yolo PATH`` measures against the reference trainer itself the same way, through
+``benchmarks/reference_timer.py``: ``PATH`` is the ``yolo`` command of an Ultralytics
+installation in a virtual environment of its own (the project never installs or imports it).
+Where the CPU has native bf16, each repetition times this checkout twice: ``ours`` (the first
+epochs of a run from scratch, float32) and ``ours_bf16`` (its later epochs, and every epoch from
+trained weights); the report adds the ratio of a whole default 100-epoch run from scratch.
+``--isa-cap`` caps ATen and oneDNN at AVX2 in every timed process: the kernels of an AVX2 CPU
+such as the issue's, where ``auto`` trains in float32.
+
+    python benchmarks/train_throughput.py --imgsz 320 640 --reference-yolo ../ref-venv/bin/yolo
+    python benchmarks/train_throughput.py --imgsz 320 --reference-yolo ../ref-venv/bin/yolo \
+        --isa-cap
 """
 
 from __future__ import annotations
@@ -41,13 +54,14 @@ import argparse
 import itertools
 import json
 import logging
+import math
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +77,13 @@ from yolo_mlops.yolo.train.ema import ModelEMA
 from yolo_mlops.yolo.train.engine import LoopState, StepSchedule, train_one_epoch
 from yolo_mlops.yolo.train.loader_workers import loader_workers
 from yolo_mlops.yolo.train.loss import DetectionLoss
-from yolo_mlops.yolo.train.optim import LRFactor, OptimizerChoice, build_optimizer
-from yolo_mlops.yolo.train.precision import native_bf16
+from yolo_mlops.yolo.train.optim import (
+    LRFactor,
+    OptimizerChoice,
+    accumulate_steps,
+    build_optimizer,
+)
+from yolo_mlops.yolo.train.precision import first_bf16_epoch, native_bf16
 
 logger = logging.getLogger("benchmarks.train_throughput")
 
@@ -86,6 +105,13 @@ PREVIOUS = {
     640: {"ours_31eb312_img_s": 1.91},
 }
 
+
+#: A default run (``training.epochs`` in conf/base) and the images of one COCO128 epoch.
+RUN_EPOCHS = 100
+COCO128_IMAGES = 128
+
+#: ISA caps that make ATen and oneDNN choose the kernels of an AVX2 CPU (like the issue's).
+AVX2_CAP = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 #: The commit whose code the issue timed beside the reference (ours / reference at 320).
 BEFORE_COMMIT = "c134b14"
@@ -167,6 +193,15 @@ def profile_step(cache: Any, mode: str, *, steps: int = 3) -> dict:
     }
 
 
+def _child_json(args: argparse.Namespace, command: list[str], what: str) -> dict:
+    """Run a timer script in a fresh process (ISA-capped with ``--isa-cap``); its last JSON line."""
+    env = os.environ | (AVX2_CAP if args.isa_cap else {})
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _epoch_timer(args: argparse.Namespace, src: Path, imgsz: int, settings: Sequence[str]) -> dict:
     """Run ``epoch_timer.py`` on the tree ``src`` in a fresh process; its JSON result."""
     command = [
@@ -175,65 +210,136 @@ def _epoch_timer(args: argparse.Namespace, src: Path, imgsz: int, settings: Sequ
         "--workers", str(args.workers),
         *itertools.chain.from_iterable(("--set", s) for s in settings),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"epoch_timer.py failed on {src}:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _child_json(args, command, f"epoch_timer.py on {src}")
+
+
+def _reference_timer(args: argparse.Namespace, imgsz: int) -> dict:
+    """Run ``reference_timer.py`` (the reference trainer, one more epoch: it validates last)."""
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "reference_timer.py"),
+        "--yolo", str(args.reference_yolo), "--zip", str(args.zip), "--imgsz", str(imgsz),
+        "--epochs", str(args.epochs + 1), "--workers", str(args.workers),
+    ]  # fmt: skip
+    return _child_json(args, command, f"the reference trainer {args.reference_yolo}")
+
+
+def _ours_variants(args: argparse.Namespace) -> dict[str, list[str]]:
+    """This checkout's settings per measured phase of a default run.
+
+    ``ours``: ``--set`` only, i.e. the first epochs of a run from scratch (float32 where bf16 is
+    on: ``training.bf16_after_steps``). Where the CPU has native bf16 and ``--set`` does not
+    choose the precision, ``ours_bf16``: the same run past its float32 steps, i.e. every later
+    epoch (and every epoch of a run from trained weights). With ``--isa-cap`` (an AVX2 CPU's
+    kernels) ``ours`` is float32, as ``training.bf16: auto`` is on such a CPU.
+    """
+    variants = {"ours": list(args.set)}
+    chosen = any(s.partition("=")[0].strip().startswith("bf16") for s in args.set)
+    if args.isa_cap and not chosen:  # an AVX2 CPU has no native bf16: auto is float32 there
+        variants["ours"].append("bf16=false")
+    elif native_bf16() and not chosen:
+        variants["ours_bf16"] = [*args.set, "bf16_after_steps=0"]
+    return variants
+
+
+def _alternate(args: argparse.Namespace, other: str, timer: Callable[[int], dict]) -> list[dict]:
+    """Per image size: ``args.repeats`` alternating runs of our variants and ``other``."""
+    variants = _ours_variants(args)
+    rows = []
+    for imgsz in args.imgsz:
+        runs: dict[str, list[float]] = {name: [] for name in [*variants, other]}
+        for repeat in range(args.repeats):
+            for name, values in runs.items():
+                if name in variants:
+                    got = _epoch_timer(args, ROOT / "src", imgsz, variants[name])
+                else:
+                    got = timer(imgsz)
+                values.append(got["images_per_s"])
+                logger.info("%d repeat %d %s: %.2f img/s", imgsz, repeat, name,
+                            got["images_per_s"])  # fmt: skip
+        medians = {name: statistics.median(values) for name, values in runs.items()}
+        row = {
+            "imgsz": imgsz, "runs_img_s": runs, "ours_img_s": medians["ours"],
+            "against_img_s": medians[other], "ratio": medians["ours"] / medians[other],
+        }  # fmt: skip
+        if "ours_bf16" in medians:
+            row["ours_bf16_img_s"] = medians["ours_bf16"]
+            row["ratio_bf16"] = medians["ours_bf16"] / medians[other]
+            row["ratio_default_run"] = _default_run_img_s(medians) / medians[other]
+        rows.append(row)
+    return rows
+
+
+def _default_run_img_s(medians: dict[str, float]) -> float:
+    """Images/s over a whole default run from scratch on COCO128 (``training.epochs`` epochs).
+
+    Its first ``first_bf16_epoch`` epochs run at the ``ours`` (float32) speed, the rest at the
+    ``ours_bf16`` speed; time adds up per epoch, so this is a weighted harmonic mean.
+    """
+    config = TrainConfig(**recipe(RUN_EPOCHS, 2, Path("unused")))
+    accumulate = accumulate_steps(config.nbs, config.batch)
+    steps_per_epoch = math.ceil(COCO128_IMAGES / config.batch) / accumulate
+    fp32 = first_bf16_epoch(torch.bfloat16, fp32_steps=config.bf16_after_steps,
+                            steps_per_epoch=steps_per_epoch, from_scratch=True)  # fmt: skip
+    fp32 = min(fp32, RUN_EPOCHS)
+    seconds_per_image = fp32 / medians["ours"] + (RUN_EPOCHS - fp32) / medians["ours_bf16"]
+    return RUN_EPOCHS / seconds_per_image
 
 
 def side_by_side(args: argparse.Namespace) -> dict:
-    """This checkout against the commit ``args.against``, alternating, ``args.repeats`` times."""
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", f"{args.against}^{{commit}}"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="throughput-against-") as tmp:
-        tree = Path(tmp) / commit
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), commit],
-            check=True,
-        )
-        try:
-            for imgsz in args.imgsz:
-                runs: dict[str, list[float]] = {"ours": [], commit: []}
-                for repeat in range(args.repeats):
-                    for name, src, settings in (
-                        ("ours", ROOT / "src", args.set), (commit, tree / "src", ())
-                    ):  # fmt: skip
-                        got = _epoch_timer(args, src, imgsz, settings)
-                        runs[name].append(got["images_per_s"])
-                        logger.info("%d repeat %d %s: %.2f img/s", imgsz, repeat, name,
-                                    got["images_per_s"])  # fmt: skip
-                ours, theirs = (statistics.median(runs[k]) for k in ("ours", commit))
-                rows.append({"imgsz": imgsz, "runs_img_s": runs, "ours_img_s": ours,
-                             "against_img_s": theirs, "ratio": ours / theirs})  # fmt: skip
-        finally:
+    """This checkout against the commit ``args.against`` or the reference trainer, alternating."""
+    if args.reference_yolo:
+        other = "reference"
+        rows = _alternate(args, other, lambda imgsz: _reference_timer(args, imgsz))
+    else:
+        other = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", f"{args.against}^{{commit}}"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="throughput-against-") as tmp:
+            tree = Path(tmp) / other
             subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False
+                ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), other],
+                check=True,
             )
-    before = BEFORE_COMMIT.startswith(commit) or commit.startswith(BEFORE_COMMIT)
-    logger.info("%6s %10s %10s %8s %s", "imgsz", "ours", commit, "ratio",
-                "x reference (est.)" if before else "")  # fmt: skip
+            try:
+                rows = _alternate(
+                    args, other, lambda imgsz: _epoch_timer(args, tree / "src", imgsz, ())
+                )
+            finally:
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                    check=False,
+                )
+    before = BEFORE_COMMIT.startswith(other) or other.startswith(BEFORE_COMMIT)
+    bf16 = "ours_bf16_img_s" in rows[0]
+    logger.info("%6s %10s %10s %10s %8s %s", "imgsz", "ours", "ours bf16" if bf16 else "", other,
+                "ratio", "ratio bf16 / default run" if bf16 else "")  # fmt: skip
     for row in rows:
         if before:
             row["estimated_ratio_to_reference"] = row["ratio"] * BEFORE_OVER_REFERENCE
-        logger.info("%6d %10.2f %10.2f %8.2f %s", row["imgsz"], row["ours_img_s"],
-                    row["against_img_s"], row["ratio"],
-                    f"{row['estimated_ratio_to_reference']:.2f}" if before else "")  # fmt: skip
+        logger.info(
+            "%6d %10.2f %10s %10.2f %8.2f %s", row["imgsz"], row["ours_img_s"],
+            f"{row['ours_bf16_img_s']:.2f}" if bf16 else "", row["against_img_s"], row["ratio"],
+            f"{row['ratio_bf16']:.2f} / {row['ratio_default_run']:.2f}" if bf16 else "",
+        )  # fmt: skip
+        if before:
+            logger.info("       x reference (est.): %.2f", row["estimated_ratio_to_reference"])
     return {
         "benchmark": "train_throughput",
-        "against": commit,
-        "ours_set": args.set,
+        "against": other,
+        "ours_variants": _ours_variants(args),
+        "isa_cap": AVX2_CAP if args.isa_cap else None,
+        "default_run": f"{RUN_EPOCHS} epochs from scratch on COCO128" if bf16 else None,
         "repeats": args.repeats,
         "epochs": args.epochs,
         "workers": args.workers,
-        "recipe": "COCO128 from scratch, batch 16, SGD, mosaic, validation off; each tree's "
+        "recipe": "COCO128 from scratch, batch 16, SGD, mosaic, validation off; each trainer's "
         "defaults otherwise",
         "before_over_reference": BEFORE_OVER_REFERENCE if before else None,
         "rows": rows,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "cpu_capability": torch.backends.cpu.get_cpu_capability()},
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                    "bf16_native": native_bf16()},
     }  # fmt: skip
 
 
@@ -249,10 +355,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--profile", action="store_true", help="add a per-phase step profile")
     parser.add_argument("--force-bf16", action="store_true", help="run bf16 without native bf16")
     parser.add_argument("--against", help="measure side by side with this commit (see above)")
-    parser.add_argument("--repeats", type=int, default=3, help="with --against: repetitions")
+    parser.add_argument(
+        "--reference-yolo", type=Path,
+        help="measure side by side with the reference trainer: its yolo command (see above)",
+    )  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=3, help="side by side: repetitions")
+    parser.add_argument(
+        "--isa-cap", action="store_true",
+        help="side by side: cap ATen and oneDNN at AVX2 in both (an AVX2 CPU's kernels)",
+    )  # fmt: skip
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="with --against: a training setting for this checkout only (YAML value)",
+        help="side by side: a training setting for this checkout only (YAML value)",
     )  # fmt: skip
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/train_throughput.json"
@@ -261,7 +375,11 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.zip.is_file():
         raise SystemExit(f"COCO128 archive not found at {args.zip}; pass --zip")
-    if args.against:
+    if args.against and args.reference_yolo:
+        raise SystemExit("pass --against or --reference-yolo, not both")
+    if args.reference_yolo and not args.reference_yolo.is_file():
+        raise SystemExit(f"--reference-yolo {args.reference_yolo}: no such command")
+    if args.against or args.reference_yolo:
         result = side_by_side(args)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
