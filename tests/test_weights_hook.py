@@ -30,6 +30,7 @@ from yolo_mlops.weights_cache import WeightsFetchError
 from yolo_mlops.weights_hook import prepare_weights
 from yolo_mlops.yolo.io.checkpoint import read_checkpoint
 from yolo_mlops.yolo.io.weights import CLASS_BRANCH, WeightsError
+from yolo_mlops.yolo.train.precision import native_bf16
 from yolo_mlops.yolo.train.trainer import Trainer
 
 
@@ -162,6 +163,8 @@ def test_training_run_starts_from_the_downloaded_weights_and_records_them(
     assert tags["base_weights.name"] == "yolo11n.pt"
     assert tags["base_weights.url"] == f"{base_url}/yolo11n.pt"
     assert tags["base_weights.sha256"] == base["sha256"]
+    # bf16: auto from trained weights; the trainer logged the same resolution at start-up
+    assert tags["training.precision"] == ("bfloat16 autocast" if native_bf16() else "float32")
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     version = client.get_model_version_by_alias("yolo11n-coco128", "challenger")
     assert version.tags["base_weights.sha256"] == base["sha256"]

@@ -77,6 +77,7 @@ class MlflowTrackingHook:
             **lineage.data_tags(project_path),
             **lineage.runtime_tags(flat),
             **lineage.base_weights_tags(params, {node.name for node in pipeline.nodes}),
+            **lineage.precision_tags(params, {node.name for node in pipeline.nodes}),
         }
         run_name = settings.run_name or ui.run_name(
             pipeline_name, flat, session_id, ui.pipeline_trains(pipeline)

@@ -38,12 +38,15 @@ def native_bf16() -> bool:
         return False
 
 
-def autocast_dtype(device: torch.device, *, amp: bool, bf16: Bf16Setting) -> torch.dtype | None:
+def autocast_dtype(
+    device: torch.device, *, amp: bool, bf16: Bf16Setting, warn: bool = True
+) -> torch.dtype | None:
     """The autocast dtype of the training forward pass on ``device`` (None = float32).
 
     CUDA: float16 when ``amp``. CPU: bfloat16 when ``bf16`` is true, or when it is ``"auto"`` and
-    the CPU has native bf16 (:func:`native_bf16`); a forced ``true`` without it warns that the
-    step is emulated. The loss, the assigner, the optimizer and the EMA stay float32 either way.
+    the CPU has native bf16 (:func:`native_bf16`); a forced ``true`` without it warns (unless
+    ``warn`` is off) that the step is emulated. The loss, the assigner, the optimizer and the EMA
+    stay float32 either way.
     """
     if device.type == "cuda":
         return torch.float16 if amp else None
@@ -52,7 +55,7 @@ def autocast_dtype(device: torch.device, *, amp: bool, bf16: Bf16Setting) -> tor
     native = native_bf16()
     if bf16 == "auto":
         return torch.bfloat16 if native else None
-    if not native:
+    if not native and warn:
         LOGGER.warning(
             "training.bf16=true on a CPU without native bfloat16 (AVX-512-BF16 or AMX): oneDNN "
             "emulates it and a step is about 9x slower than float32; use bf16: auto or false"
