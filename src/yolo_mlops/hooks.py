@@ -27,7 +27,7 @@ import yaml
 from kedro.framework.hooks import hook_impl
 
 from yolo_mlops.params import parse_params
-from yolo_mlops.tracking import lineage, recovery, reports, ui
+from yolo_mlops.tracking import lineage, precision_tag, recovery, reports, ui
 from yolo_mlops.tracking import run as tracking_run
 from yolo_mlops.tracking.config import TrackingParams
 from yolo_mlops.tracking.params_flatten import flatten, flatten_for_mlflow
@@ -77,7 +77,7 @@ class MlflowTrackingHook:
             **lineage.data_tags(project_path),
             **lineage.runtime_tags(flat),
             **lineage.base_weights_tags(params, {node.name for node in pipeline.nodes}),
-            **lineage.precision_tags(params, {node.name for node in pipeline.nodes}),
+            **precision_tag.precision_tags(params, {node.name for node in pipeline.nodes}),
         }
         run_name = settings.run_name or ui.run_name(
             pipeline_name, flat, session_id, ui.pipeline_trains(pipeline)

@@ -17,9 +17,7 @@ import torch
 import yaml
 
 from yolo_mlops.weights_cache import describe_weights
-from yolo_mlops.yolo.device import select_device
 from yolo_mlops.yolo.io.weights import OFFICIAL_BASE_URL
-from yolo_mlops.yolo.train import precision
 
 logger = logging.getLogger(__name__)
 
@@ -134,39 +132,6 @@ def runtime_tags(flat_params: Mapping[str, Any]) -> dict[str, str]:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     tags["device"] = str(device)
     return tags
-
-
-def precision_tags(params: Mapping[str, Any], node_names: Collection[str]) -> dict[str, str]:
-    """``training.precision``: the autocast the trainer resolves on this machine, when it trains.
-
-    ``training.bf16: auto`` and ``training.device: auto`` leave the precision to the machine, so
-    the parameters alone do not say it. Values: ``float32``, ``float16 autocast`` (CUDA AMP),
-    ``bfloat16 autocast``, ``bfloat16 autocast after N float32 optimizer steps`` (a run from
-    scratch, design §13), with `` (emulated: no native bf16)`` when forced on a CPU without it.
-    Empty when ``train_model`` is not among the nodes; ``unknown`` for a device that does not
-    resolve here (the trainer then stops with its own error).
-    """
-    if "train_model" not in node_names:
-        return {}
-    training = params.get("training") or {}
-    bf16 = training.get("bf16", "auto")
-    try:
-        device = select_device(str(training.get("device") or "auto"))
-        dtype = precision.autocast_dtype(
-            device, amp=bool(training.get("amp", True)), bf16=bf16, warn=False
-        )
-    except (ValueError, RuntimeError) as error:
-        logger.debug("precision not resolved: %s", error)
-        return {"training.precision": UNKNOWN}
-    if dtype is None:
-        return {"training.precision": "float32"}
-    value = f"{str(dtype).removeprefix('torch.')} autocast"
-    steps = int(training.get("bf16_after_steps", 60) or 0)
-    if dtype is torch.bfloat16 and not training.get("pretrained") and steps > 0:
-        value += f" after {steps} float32 optimizer steps"
-    if dtype is torch.bfloat16 and not precision.native_bf16():
-        value += " (emulated: no native bf16)"
-    return {"training.precision": value}
 
 
 def _weights_tags(record: Mapping[str, Any] | None) -> dict[str, str]:
