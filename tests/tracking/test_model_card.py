@@ -54,6 +54,8 @@ def test_card_links_to_run_and_plots_and_reads_base_weights():
     assert "(#/experiments/7/runs/r1/artifactPath/reports/confusion_matrix.png)" in text
     assert "base weights: yolo11n.pt (sha256 ab12)" in text
     assert "from scratch" in model_card.render(_card())
+    assert "numeric precision: unknown" in model_card.render(_card())
+    assert "numeric precision: float32" in model_card.render(_card(precision="float32"))
 
 
 def test_summary_block_names_checkpoints_metrics_run_and_registry():

@@ -26,6 +26,8 @@ from yolo_mlops.tracking.registry import PromotionPolicy, log_and_register
 MODEL = "yolo11n-review"
 EXPERIMENT = "review-test"
 SHA = "5e1f" * 16
+PRECISION = "bfloat16 autocast after 60 float32 optimizer steps"
+RUN_TAGS = {"data.archive_sha256": SHA, "training.precision": PRECISION}
 PARAMS = {
     "training.scale": "n",
     "training.epochs": "2",
@@ -61,7 +63,7 @@ def reviewed(mlflow_server, checkpoint, tmp_path_factory):
     for index, metrics in enumerate(METRICS):
         name = ui.run_name("__default__", PARAMS, f"session-{index}", trains=True)
         params = TrackingParams(uri=mlflow_server, experiment=EXPERIMENT)
-        run = tracking_run.start_or_join(params, project, name, {"data.archive_sha256": SHA})
+        run = tracking_run.start_or_join(params, project, name, RUN_TAGS)
         assert run is not None
         ui.tag_experiment(run.client, run.run_id)
         tracking_run.log_params(PARAMS)
@@ -115,6 +117,9 @@ def test_version_description_is_a_model_card_against_the_champion(mlflow_server,
     assert "**coco128** (128 images, 929 instances, 71 classes present)" in card
     assert "base weights: none (trained from scratch)" in card
     assert "recipe: YOLO11n, 96 px, 2 epochs, batch 8" in card
+    assert f"numeric precision: {PRECISION}" in card
+    tags = client.get_model_version(MODEL, second["version"]).tags
+    assert tags["training.precision"] == PRECISION
     experiment_id = second["experiment_id"]
     run_route = f"#/experiments/{experiment_id}/runs/{second['run_id']}"
     assert f"[{names[1]}]({run_route})" in card
@@ -178,7 +183,7 @@ def test_version_and_run_pages_render_card_and_logged_model(mlflow_server, revie
     version_page = f"{mlflow_server}/#/models/{MODEL}/versions/{second['version']}"
     dom = _render(version_page, out / "version_page.png")
     assert "Gate decision" in dom and "champion stays v1" in dom
-    assert "mAP50-95 (gate metric)" in dom
+    assert "mAP50-95 (gate metric)" in dom and PRECISION in dom
     run_page = f"{mlflow_server}/{ui.run_route(second['experiment_id'], second['run_id'])}"
     dom = _render(run_page, out / "run_page.png")
     assert names[1] in dom

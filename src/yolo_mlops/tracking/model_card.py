@@ -66,6 +66,7 @@ class ModelCard:
     dataset: DatasetFacts = field(default_factory=DatasetFacts)
     base_weights: str | None = None
     recipe: str = "unknown"
+    precision: str = "unknown"  # the run's training.precision tag
     git_commit: str = "unknown"
     git_dirty: str | None = None
     logged_model_id: str | None = None
@@ -179,6 +180,7 @@ Aliases now: {transition(card, with_reason=False)}.
 ### Training
 - base weights: {card.base_weights or FROM_SCRATCH}
 - recipe: {card.recipe}
+- numeric precision: {card.precision}
 - git commit: {commit}
 
 ### Links

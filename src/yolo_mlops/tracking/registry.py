@@ -6,7 +6,9 @@ Registry review uses aliases and tags only (stages are deprecated in MLflow 3):
   is the run's output (the UI's "Logged models"), with the evaluation metrics;
 - every new version gets the alias ``challenger``, the tags ``precision``, ``recall``,
   ``mAP50``, ``mAP50-95``, ``speed_ms/inference``, ``dataset_sha256``, ``run_id``,
-  ``git_commit``, and a model card as its description (:mod:`.model_card`, :mod:`.registry_review`);
+  ``git_commit``, ``base_weights.*``, ``training.precision`` (the run's, ``unknown`` for a run
+  that did not train), and a model card as its description (:mod:`.model_card`,
+  :mod:`.registry_review`);
 - the gate moves ``champion`` to the new version when its mAP50-95 clears the absolute floor
   ``min_map50_95`` AND beats the current champion's by at least ``min_improvement`` (strictly
   better when the margin is 0); with no champion yet, clearing the floor is enough. The decision
@@ -225,6 +227,7 @@ def log_and_register(
     experiment_id = mlflow_run.info.experiment_id
     dataset_sha = run_tags.get("data.archive_sha256") or lineage.dataset_sha256(project_path)
     git_commit = run_tags.get("git.commit") or lineage.git_tags(project_path)["git.commit"]
+    trained_in = run_tags.get("training.precision", lineage.UNKNOWN)  # set when the run trained
     map50, map50_95 = _metric(metrics, "mAP50"), _metric(metrics, "mAP50-95")
     headline = {key: _metric(metrics, key) for key, *_ in model_card.HEADLINE_METRICS}
     signature = pyfunc_model.model_signature(**dict(predict_defaults or {}))
@@ -271,6 +274,7 @@ def log_and_register(
         "run_id": run.run_id,
         "git_commit": git_commit,
         **lineage.checkpoint_weights_tags(checkpoint),
+        "training.precision": trained_in,
         "promotion.decision": "promoted" if decision.promoted else "not_promoted",
         "promotion.reason": decision.reason,
         "promotion.champion_version_before": champion_version or "none",
@@ -304,6 +308,7 @@ def log_and_register(
         dataset=facts,
         base_weights=registry_review.base_weights(run_params, run_tags),
         recipe=registry_review.recipe_line(run_params),
+        precision=trained_in,
         git_commit=git_commit,
         git_dirty=run_tags.get("git.dirty"),
         logged_model_id=logged.model_id,
