@@ -45,9 +45,13 @@ def precision_tags(params: Mapping[str, Any], node_names: Collection[str]) -> di
         return {"training.precision": lineage.UNKNOWN}
     if dtype is None:
         return {"training.precision": "float32"}
-    value = f"{str(dtype).removeprefix('torch.')} autocast"
-    steps = int(training.get("bf16_after_steps", TrainConfig.bf16_after_steps) or 0)
-    if dtype is torch.bfloat16 and not training.get("pretrained") and steps > 0:
+    value = precision.autocast_label(dtype)
+    steps = precision.float32_steps(
+        dtype,
+        fp32_steps=int(training.get("bf16_after_steps", TrainConfig.bf16_after_steps) or 0),
+        from_scratch=not training.get("pretrained"),
+    )
+    if steps:
         value += f" after {steps} float32 optimizer steps"
     if dtype is torch.bfloat16 and not precision.native_bf16():
         value += " (emulated: no native bf16)"

@@ -11,7 +11,13 @@ import torch
 
 from yolo_mlops.params import ParameterError, parse_params
 from yolo_mlops.yolo.train.config import TrainConfig
-from yolo_mlops.yolo.train.precision import autocast_dtype, describe, first_bf16_epoch, native_bf16
+from yolo_mlops.yolo.train.precision import (
+    autocast_dtype,
+    describe,
+    first_bf16_epoch,
+    float32_steps,
+    native_bf16,
+)
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 
@@ -93,6 +99,14 @@ def test_trained_weights_fp32_runs_and_fp16_start_at_epoch_zero():
     assert first_bf16_epoch(None, from_scratch=True, **steps) == 0
     assert first_bf16_epoch(torch.float16, from_scratch=True, **steps) == 0
     assert first_bf16_epoch(torch.bfloat16, fp32_steps=0, steps_per_epoch=2, from_scratch=True) == 0
+
+
+def test_only_a_bf16_run_from_scratch_has_float32_steps():
+    assert float32_steps(torch.bfloat16, fp32_steps=60, from_scratch=True) == 60
+    assert float32_steps(torch.bfloat16, fp32_steps=60, from_scratch=False) == 0
+    assert float32_steps(torch.float16, fp32_steps=60, from_scratch=True) == 0
+    assert float32_steps(None, fp32_steps=60, from_scratch=True) == 0
+    assert float32_steps(torch.bfloat16, fp32_steps=0, from_scratch=True) == 0
 
 
 def test_describe_names_the_dtype_and_the_first_epoch_one_based():

@@ -63,22 +63,36 @@ def autocast_dtype(
     return torch.bfloat16
 
 
+def float32_steps(dtype: torch.dtype | None, *, fp32_steps: int, from_scratch: bool) -> int:
+    """Optimizer steps a run trains in float32 before ``dtype`` takes over (``bf16_after_steps``).
+
+    ``fp32_steps`` for a bfloat16 run from scratch, else 0: a run from trained weights, a float16
+    (CUDA AMP) run and a float32 run never switch.
+    """
+    if dtype is not torch.bfloat16 or not from_scratch:
+        return 0
+    return max(fp32_steps, 0)
+
+
 def first_bf16_epoch(
     dtype: torch.dtype | None, *, fp32_steps: int, steps_per_epoch: float, from_scratch: bool
 ) -> int:
     """The first (0-based) epoch trained under ``dtype`` when it is bfloat16, else 0.
 
-    A run from scratch trains in float32 until ``fp32_steps`` optimizer steps are done, rounded
-    up to whole epochs of ``steps_per_epoch`` steps (> 0; a fraction when the optimizer steps every
-    few batches); a run from trained weights starts in bf16.
+    The :func:`float32_steps` of the run, rounded up to whole epochs of ``steps_per_epoch``
+    steps (> 0; a fraction when the optimizer steps every few batches).
     """
-    if dtype is not torch.bfloat16 or not from_scratch or fp32_steps <= 0:
-        return 0
-    return math.ceil(fp32_steps / steps_per_epoch)
+    steps = float32_steps(dtype, fp32_steps=fp32_steps, from_scratch=from_scratch)
+    return math.ceil(steps / steps_per_epoch) if steps else 0
+
+
+def autocast_label(dtype: torch.dtype) -> str:
+    """``"bfloat16 autocast"`` / ``"float16 autocast"``: how logs and run tags name ``dtype``."""
+    return f"{str(dtype).removeprefix('torch.')} autocast"
 
 
 def describe(dtype: torch.dtype | None, first_epoch: int) -> str:
     """``"fp32"`` or e.g. ``"bfloat16 autocast from epoch 31"`` (1-based) for the start-up log."""
     if dtype is None:
         return "fp32"
-    return f"{str(dtype).removeprefix('torch.')} autocast from epoch {first_epoch + 1}"
+    return f"{autocast_label(dtype)} from epoch {first_epoch + 1}"
