@@ -13,7 +13,6 @@ from yolo_mlops.yolo.train.engine import (
     NonFiniteLossError,
     StepSchedule,
     optimizer_step,
-    prepare_images,
     train_one_epoch,
 )
 from yolo_mlops.yolo.train.optim import LRFactor, OptimizerChoice, build_optimizer, build_scheduler
@@ -154,14 +153,3 @@ def test_empty_loader_is_an_error():
     model, optimizer, schedule, scaler = setup()
     with pytest.raises(ValueError, match="no batches"):
         run(model, optimizer, schedule, scaler, LoopState(), [])
-
-
-@pytest.mark.parametrize("channels_last", [True, False])
-def test_prepare_images_scales_to_unit_range_in_the_model_layout(channels_last):
-    nhwc = torch.randint(0, 256, (2, 5, 7, 3), dtype=torch.uint8, generator=torch.Generator())
-    for images in (nhwc.permute(0, 3, 1, 2), nhwc.permute(0, 3, 1, 2).contiguous()):
-        got = prepare_images(images, torch.device("cpu"), channels_last)
-        assert got.dtype == torch.float32 and got.shape == (2, 3, 5, 7)
-        assert torch.equal(got, images.float() / 255.0)
-        layout = torch.channels_last if channels_last else torch.contiguous_format
-        assert got.is_contiguous(memory_format=layout)

@@ -12,11 +12,6 @@ Batches (dicts):
   (batch_index, class_id, x1, y1, x2, y2) in input pixels; ``indices`` int64 ``[B]`` cache indices.
   Evaluation batches add ``orig_shapes`` int64 ``[B, 2]`` (h, w of the original image) and
   ``ratio_pad`` float32 ``[B, 3]`` (gain, pad_x, pad_y) with input_px = orig_px · gain + pad.
-
-Memory layout: a sample's image is an HWC tensor (OpenCV's layout, converted to RGB). Training
-batches keep that layout: ``images`` is the ``[B, 3, S, S]`` view of an NHWC block
-(``torch.channels_last``), the layout the trainer's model runs in, so neither the loader nor the
-trainer transposes the pixels (design §12). Evaluation batches are contiguous NCHW, as before.
 """
 
 from __future__ import annotations
@@ -48,8 +43,8 @@ def sample_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 
 def _to_tensor(image_bgr: np.ndarray) -> torch.Tensor:
-    """HWC BGR uint8 ``[H, W, 3]`` → HWC RGB uint8 tensor ``[H, W, 3]``."""
-    return torch.from_numpy(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
+    """HWC BGR uint8 → CHW RGB uint8 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(image_bgr[:, :, ::-1].transpose(2, 0, 1)))
 
 
 class TrainDataset(Dataset):
@@ -133,13 +128,13 @@ class EpochBatchSampler:
 
 
 def collate_train(samples: list[Sample]) -> dict[str, torch.Tensor]:
-    """Stack images (``[B, 3, S, S]`` over NHWC memory) and concatenate targets as ``[N, 6]``."""
+    """Stack images and concatenate targets as ``[N, 6]`` (see module docstring)."""
     rows = []
     for position, (_, boxes, classes, _) in enumerate(samples):
         batch_column = torch.full((len(classes), 1), float(position))
         rows.append(torch.cat([batch_column, classes.float()[:, None], boxes.float()], dim=1))
     return {
-        "images": torch.stack([s[0] for s in samples]).permute(0, 3, 1, 2),
+        "images": torch.stack([s[0] for s in samples]),
         "targets": torch.cat(rows) if rows else torch.zeros((0, 6)),
         "indices": torch.tensor([s[3] for s in samples], dtype=torch.int64),
     }
@@ -247,9 +242,8 @@ class EvalDataset(Dataset):
 
 
 def collate_eval(items: list) -> dict[str, torch.Tensor]:
-    """:func:`collate_train` plus ``orig_shapes`` and ``ratio_pad``; images contiguous NCHW."""
+    """:func:`collate_train` plus ``orig_shapes`` and ``ratio_pad``."""
     batch = collate_train([item[0] for item in items])
-    batch["images"] = batch["images"].contiguous()
     batch["orig_shapes"] = torch.tensor([item[1] for item in items], dtype=torch.int64)
     batch["ratio_pad"] = torch.tensor([item[2] for item in items], dtype=torch.float32)
     return batch

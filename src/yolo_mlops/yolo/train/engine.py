@@ -119,11 +119,11 @@ def autocast_context(
 
 
 def prepare_images(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """uint8 ``[B,3,H,W]`` -> float32 ``[B,3,H,W]`` in [0, 1] on ``device``, NHWC in memory
-    (``channels_last``) or contiguous NCHW. The loader's batches are NHWC already (no copy)."""
+    """uint8 ``[B,3,H,W]`` -> float32 ``[B,3,H,W]`` in [0, 1] on ``device``."""
     images = images.to(device, non_blocking=True)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    return images.contiguous(memory_format=layout).float().div_(255.0)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images.float().div_(255.0)
 
 
 def optimizer_step(
