@@ -84,6 +84,7 @@ from yolo_mlops.yolo.train.optim import (
     build_optimizer,
 )
 from yolo_mlops.yolo.train.precision import first_bf16_epoch, native_bf16
+from yolo_mlops.yolo.train.state import seed_everything
 
 logger = logging.getLogger("benchmarks.train_throughput")
 
@@ -147,7 +148,7 @@ def profile_step(cache: Any, mode: str, *, steps: int = 3) -> dict:
     channels_last = MODES[mode]["channels_last"]
     dtype = torch.bfloat16 if MODES[mode].get("bf16") else None
     retain_freed_memory()  # as the Trainer does on a CPU: no page faults from freed activations
-    torch.manual_seed(0)
+    seed_everything(0, deterministic=True)  # as the Trainer does (its torch settings included)
     model = build_model("n", num_classes=len(cache.names))
     for name, param in model.named_parameters():
         if ".dfl" in name:
