@@ -31,8 +31,8 @@ def _gradients_after_one_step(fill: bool) -> dict[str, torch.Tensor]:
     model = build_model("n", num_classes=3).train().to(memory_format=torch.channels_last)
     images = torch.rand((2, 3, 64, 64), generator=torch.Generator().manual_seed(1))
     torch.utils.deterministic.fill_uninitialized_memory = fill
-    loss, _ = DetectionLoss(3)(model(images.contiguous(memory_format=torch.channels_last)),
-                               TARGETS, batch_size=2)  # fmt: skip
+    maps = model(images.contiguous(memory_format=torch.channels_last))
+    loss, _ = DetectionLoss(3)(maps, TARGETS, batch_size=2)
     loss.backward()
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 

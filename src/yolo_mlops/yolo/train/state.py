@@ -52,7 +52,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
     Deterministic mode does not also fill every new tensor with NaN before its first write
     (torch's ``fill_uninitialized_memory``, a debugging aid that deterministic mode turns on):
-    every op overwrites its output, so the fill changes no result, and it cost 8-10 % of a CPU
+    every op overwrites its output, so the fill changes no result, and it cost 4-11 % of a CPU
     training step (design §12).
     """
     random.seed(seed)
