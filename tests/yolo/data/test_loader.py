@@ -8,7 +8,12 @@ import torch
 
 from tests.pipelines.preprocess.helpers import synthetic_cache
 from yolo_mlops.yolo.data.augment import AugmentConfig
-from yolo_mlops.yolo.data.loader import build_eval_loader, build_train_loader, mosaic_enabled
+from yolo_mlops.yolo.data.loader import (
+    _to_tensor,
+    build_eval_loader,
+    build_train_loader,
+    mosaic_enabled,
+)
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +133,14 @@ def test_eval_loader_letterboxes_and_ratio_pad_maps_original_boxes(cache):
             mapped = orig_boxes * gain + np.array([pad_x, pad_y, pad_x, pad_y])
             targets = batch["targets"][batch["targets"][:, 0] == row]
             np.testing.assert_allclose(targets[:, 2:].numpy(), mapped, atol=1.0)
+
+
+def test_to_tensor_gives_chw_rgb_of_any_hwc_bgr_array():
+    image = np.random.default_rng(0).integers(0, 256, (9, 14, 3), dtype=np.uint8)
+    read_only = image.copy()
+    read_only.flags.writeable = False
+    for array in (image, read_only, image[:, ::2], image[::-1]):
+        expected = np.stack([array[:, :, 2], array[:, :, 1], array[:, :, 0]])
+        tensor = _to_tensor(array)
+        assert tensor.dtype == torch.uint8 and tensor.is_contiguous()
+        assert np.array_equal(tensor.numpy(), expected)

@@ -13,6 +13,7 @@ from yolo_mlops.yolo.train.engine import (
     NonFiniteLossError,
     StepSchedule,
     optimizer_step,
+    prepare_images,
     train_one_epoch,
 )
 from yolo_mlops.yolo.train.optim import LRFactor, OptimizerChoice, build_optimizer, build_scheduler
@@ -153,3 +154,29 @@ def test_empty_loader_is_an_error():
     model, optimizer, schedule, scaler = setup()
     with pytest.raises(ValueError, match="no batches"):
         run(model, optimizer, schedule, scaler, LoopState(), [])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_images_prepared_in_the_autocast_dtype_equal_the_cast_float32_batch(dtype, channels_last):
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (2, 3, 37, 41), dtype=torch.uint8, generator=generator)
+    images.view(-1)[:256] = torch.arange(256, dtype=torch.uint8)  # every byte value
+    cpu = torch.device("cpu")
+    direct = prepare_images(images, cpu, channels_last, dtype)
+    via_float32 = prepare_images(images, cpu, channels_last)
+    assert via_float32.dtype == torch.float32 and direct.dtype == dtype
+    assert torch.equal(direct, via_float32.to(dtype))
+    assert direct.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_a_bf16_forward_is_the_same_from_a_bf16_or_a_float32_batch():
+    conv = nn.Conv2d(3, 8, 3, padding=1)
+    images = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    cpu = torch.device("cpu")
+    outputs = []
+    for dtype in (torch.float32, torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs.append(conv(prepare_images(images, cpu, True, dtype)))
+    assert outputs[0].dtype == torch.bfloat16
+    assert torch.equal(outputs[0], outputs[1])

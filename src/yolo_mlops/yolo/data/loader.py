@@ -43,8 +43,13 @@ def sample_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 
 def _to_tensor(image_bgr: np.ndarray) -> torch.Tensor:
-    """HWC BGR uint8 → CHW RGB uint8 tensor."""
-    return torch.from_numpy(np.ascontiguousarray(image_bgr[:, :, ::-1].transpose(2, 0, 1)))
+    """HWC BGR uint8 → CHW RGB uint8 tensor.
+
+    ``cv2.split`` + ``np.stack`` rather than a strided numpy copy of the reversed, transposed
+    view: the same bytes, about 3 times faster (design §12).
+    """
+    blue, green, red = cv2.split(image_bgr)
+    return torch.from_numpy(np.stack((red, green, blue)))
 
 
 class TrainDataset(Dataset):
