@@ -166,6 +166,7 @@ def test_images_prepared_in_the_autocast_dtype_equal_the_cast_float32_batch(dtyp
     direct = prepare_images(images, cpu, channels_last, dtype)
     via_float32 = prepare_images(images, cpu, channels_last)
     assert via_float32.dtype == torch.float32 and direct.dtype == dtype
+    assert direct.shape == images.shape and torch.equal(via_float32, images.float() / 255.0)
     assert torch.equal(direct, via_float32.to(dtype))
     assert direct.is_contiguous(memory_format=torch.channels_last) == channels_last
 
