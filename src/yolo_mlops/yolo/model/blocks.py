@@ -67,12 +67,49 @@ def _gcd(a: int, b: int) -> int:
     return a
 
 
+class _ChannelCat(torch.autograd.Function):
+    """``torch.cat(xs, 1)`` of channels-last maps whose backward gives each input a dense gradient.
+
+    The gradient of a channel concatenation is a channel slice of the output's gradient. In
+    channels-last memory that slice is strided (``C_i`` values of every ``ΣC_i``), and the
+    elementwise backward kernels it reaches (SiLU, BatchNorm, the additions that accumulate a
+    tensor's gradients) run far slower on it than on dense memory (design §12). Copying each
+    slice into its own channels-last buffer costs one cheap pass and changes no value.
+    """
+
+    @staticmethod
+    def forward(ctx, *xs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.sizes = [x.shape[1] for x in xs]
+        return torch.cat(xs, 1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        parts = grad.split(ctx.sizes, 1)
+        return tuple(part.contiguous(memory_format=torch.channels_last) for part in parts)
+
+
+def cat_channels(xs: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """``[[B, C_i, H, W], ...] → [B, ΣC_i, H, W]``: ``torch.cat(xs, 1)``, the same values.
+
+    When autograd records it and every input keeps its channels innermost (channels-last maps
+    and their channel slices, ``stride(1) == 1``), the inputs' gradients come back dense and
+    channels-last (:class:`_ChannelCat`). Otherwise (NCHW maps, inference) it is ``torch.cat``.
+    """
+    if (
+        torch.is_grad_enabled()
+        and any(x.requires_grad for x in xs)
+        and all(x.ndim == 4 and x.stride(1) == 1 for x in xs)
+    ):
+        return _ChannelCat.apply(*xs)
+    return torch.cat(xs, 1)
+
+
 class Concat(nn.Module):
     """Channel concatenation of a list of maps, in the listed order (no parameters)."""
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         """``[[B, C_i, H, W], ...] → [B, ΣC_i, H, W]``."""
-        return torch.cat(xs, 1)
+        return cat_channels(xs)
 
 
 class Bottleneck(nn.Module):
@@ -104,7 +141,7 @@ class C3k(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, c_in, H, W] → [B, c_out, H, W]``."""
-        return self.cv3(torch.cat((self.m(self.cv1(x)), self.cv2(x)), 1))
+        return self.cv3(cat_channels((self.m(self.cv1(x)), self.cv2(x))))
 
 
 class C3k2(nn.Module):
@@ -129,7 +166,7 @@ class C3k2(nn.Module):
         ys = list(self.cv1(x).split(self.c, 1))  # 2 × [B, c, H, W]
         for block in self.m:
             ys.append(block(ys[-1]))
-        return self.cv2(torch.cat(ys, 1))  # [B, (2 + n) c, H, W] → [B, c_out, H, W]
+        return self.cv2(cat_channels(ys))  # [B, (2 + n) c, H, W] → [B, c_out, H, W]
 
 
 class SPPF(nn.Module):
@@ -147,7 +184,7 @@ class SPPF(nn.Module):
         ys = [self.cv1(x)]
         for _ in range(3):
             ys.append(self.m(ys[-1]))
-        return self.cv2(torch.cat(ys, 1))
+        return self.cv2(cat_channels(ys))
 
 
 class Attention(nn.Module):
@@ -212,7 +249,7 @@ class C2PSA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W] → [B, C, H, W]``."""
         a, b = self.cv1(x).split(self.c, 1)
-        return self.cv2(torch.cat((a, self.m(b)), 1))
+        return self.cv2(cat_channels((a, self.m(b))))
 
 
 class DFL(nn.Module):

@@ -224,7 +224,6 @@ def train_one_epoch(
         with record_function("train/forward"), autocast_context(device, autocast_dtype):
             raw_maps = model(images)
         with record_function("train/loss"):
-            raw_maps = [m.float() for m in raw_maps]
             total, parts = criterion(raw_maps, targets, batch_size)
             parts = parts.detach().float().cpu()
         if not bool(torch.isfinite(total)) or not bool(torch.isfinite(parts).all()):

@@ -11,7 +11,9 @@
   size: the ``box_loss cls_loss dfl_loss`` columns of the training log.
 
 The loss is always computed in float32 (autocast is switched off inside), on the device of the
-maps. Normalisation: every term is divided by ``max(Σ target scores, 1)``.
+maps, from a dense NCHW float32 copy of each map whatever its dtype and memory format; the
+gradients come back in the maps' dtype. Normalisation: every term is divided by
+``max(Σ target scores, 1)``.
 
 Implementation: the assignment and the loss values are computed without autograd, reading the
 head maps in place; the box/DFL gradient of the few positive anchors comes from autograd on
@@ -166,7 +168,10 @@ class DetectionLoss(nn.Module):
         """Compute the loss; returns ``(total, parts)`` as described in the module docstring."""
         device_type = raw_maps[0].device.type
         with torch.autocast(device_type=device_type, enabled=False):
-            maps = [m.float() for m in raw_maps]
+            # one dense NCHW float32 copy per map: the per-level [B, C, HW] views below are then
+            # free, and the class-gradient sigmoid in backward runs on contiguous memory (on a
+            # channels-last map both were strided copies or strided kernels; design §12)
+            maps = [m.to(torch.float32, memory_format=torch.contiguous_format) for m in raw_maps]
             self._check(maps)
             need_grad = torch.is_grad_enabled() and any(m.requires_grad for m in maps)
             plan = self._plan(maps, targets, need_grad)
