@@ -15,8 +15,8 @@ maps, from a dense NCHW float32 copy of each map whatever its dtype and memory f
 gradients come back in the maps' dtype. Normalisation: every term is divided by
 ``max(Σ target scores, 1)``.
 
-Implementation: the assignment and the loss values are computed without autograd, reading the
-head maps in place; the box/DFL gradient of the few positive anchors comes from autograd on
+Implementation: the assignment and the loss values are computed without autograd, reading those
+float32 maps in place; the box/DFL gradient of the few positive anchors comes from autograd on
 their gathered logits, and :class:`_HeadLoss` writes the whole head-map gradient in backward
 (BCE gradient ``sigmoid(x) − target`` plus those rows). Values and gradients equal the plain
 dense formulation in :mod:`loss_reference` (the readable definition; the tests hold the two equal),
