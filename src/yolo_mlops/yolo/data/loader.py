@@ -7,6 +7,10 @@ The epoch travels *inside* the sampler's indices (``(epoch, index)`` pairs), so 
 persistent or not, always see the epoch that ``set_epoch`` chose and results do not depend on the
 number of workers.
 
+``pin_memory`` (the trainer sets it when it trains on CUDA, as DataLoader users do there) makes the
+loader hand out batches in page-locked host memory, so that ``.to(device, non_blocking=True)``
+copies them to the GPU asynchronously; it changes no value.
+
 Batches (dicts):
   ``images`` uint8 ``[B, 3, S, S]`` RGB; ``targets`` float32 ``[N, 6]`` rows
   (batch_index, class_id, x1, y1, x2, y2) in input pixels; ``indices`` int64 ``[B]`` cache indices.
@@ -154,11 +158,19 @@ def _worker_init(_: int) -> None:
 class TrainLoader:
     """Epoch-aware training loader: call :meth:`set_epoch` before iterating each epoch."""
 
-    def __init__(self, dataset: TrainDataset, batch_size: int, workers: int, shuffle: bool) -> None:
+    def __init__(
+        self,
+        dataset: TrainDataset,
+        batch_size: int,
+        workers: int,
+        shuffle: bool,
+        pin_memory: bool = False,
+    ) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
         self.sampler = EpochBatchSampler(dataset.indices, batch_size, dataset.seed, shuffle)
         self.workers = workers
+        self.pin_memory = pin_memory
         self._loader = DataLoader(
             dataset,
             batch_sampler=self.sampler,
@@ -166,6 +178,7 @@ class TrainLoader:
             collate_fn=collate_train,
             worker_init_fn=_worker_init if workers > 0 else None,
             persistent_workers=workers > 0,
+            pin_memory=pin_memory,
         )
 
     @property
@@ -199,6 +212,7 @@ def build_train_loader(  # noqa: PLR0917 - callers pass these positionally
     epochs: int = 100,
     close_mosaic: int = 10,
     shuffle: bool = True,
+    pin_memory: bool = False,
 ) -> TrainLoader:
     """Training loader over ``split`` of ``cache`` (see module docstring for the batch layout).
 
@@ -207,6 +221,7 @@ def build_train_loader(  # noqa: PLR0917 - callers pass these positionally
         augment: augmentation settings (``None``: spec defaults).
         seed: run seed (non-negative); epochs/close_mosaic: mosaic is off from epoch
             ``max(epochs - close_mosaic, 0)``; workers: DataLoader worker processes.
+        pin_memory: batches in page-locked memory (for asynchronous copies to a CUDA device).
     """
     if batch_size < 1 or workers < 0 or seed < 0 or close_mosaic < 0:
         raise ValueError("need batch_size >= 1, workers >= 0, seed >= 0 and close_mosaic >= 0")
@@ -218,7 +233,7 @@ def build_train_loader(  # noqa: PLR0917 - callers pass these positionally
         epochs=epochs,
         close_mosaic=close_mosaic,
     )
-    return TrainLoader(dataset, min(batch_size, len(dataset)), workers, shuffle)
+    return TrainLoader(dataset, min(batch_size, len(dataset)), workers, shuffle, pin_memory)
 
 
 class EvalDataset(Dataset):
@@ -255,9 +270,16 @@ def collate_eval(items: list) -> dict[str, torch.Tensor]:
 
 
 def build_eval_loader(
-    cache: ImageCache, split: str = "val", batch_size: int = 32, workers: int = 0
+    cache: ImageCache,
+    split: str = "val",
+    batch_size: int = 32,
+    workers: int = 0,
+    pin_memory: bool = False,
 ) -> DataLoader:
-    """Evaluation loader over ``split`` (fixed order, ``S × S`` canvases, see module docstring)."""
+    """Evaluation loader over ``split`` (fixed order, ``S × S`` canvases, see module docstring).
+
+    ``pin_memory``: batches in page-locked memory (for asynchronous copies to a CUDA device).
+    """
     return DataLoader(
         EvalDataset(cache, split),
         batch_size=batch_size,
@@ -265,4 +287,5 @@ def build_eval_loader(
         num_workers=workers,
         collate_fn=collate_eval,
         worker_init_fn=_worker_init if workers > 0 else None,
+        pin_memory=pin_memory,
     )

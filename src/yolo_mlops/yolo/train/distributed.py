@@ -229,6 +229,7 @@ class ShardedTrainLoader:
             collate_fn=collate_train,
             worker_init_fn=_worker_init if loader.workers > 0 else None,
             persistent_workers=loader.workers > 0,
+            pin_memory=getattr(loader, "pin_memory", False),
         )
 
     def __len__(self) -> int:

@@ -202,6 +202,7 @@ class Trainer:
                 len(names), strides=(8, 16, 32), min_candidate_side=cfg.tal_min_side
             )
             criterion.sync_normaliser = self.dist.enabled  # one normaliser for the global batch
+        pinned = device.type == "cuda"  # page-locked batches: asynchronous copies to the GPU
         workers = loader_workers(
             cfg.workers,
             device_type=device.type,
@@ -218,6 +219,7 @@ class Trainer:
             epochs=cfg.epochs,
             close_mosaic=cfg.close_mosaic,
             shuffle=True,
+            pin_memory=pinned,
         )
         if self.dist.enabled:
             loader = shard_loader(loader, self.dist)
@@ -256,7 +258,7 @@ class Trainer:
         val_loader = None
         if cfg.val and self.dist.is_main:
             val_loader = build_eval_loader(
-                self.cache, split=cfg.val_split, batch_size=cfg.val_batch, workers=workers
+                self.cache, cfg.val_split, cfg.val_batch, workers, pin_memory=pinned
             )
         schedule = StepSchedule(
             epochs=cfg.epochs,
