@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks of the training-speed work as one short script, for a GPU machine that has
-# torch, torchvision, opencv, numpy, pandas, pillow, pyyaml and pytest but no network (such as
-# the `device` tool's; design §12):
+# torch, torchvision, opencv, numpy, pandas, pillow, pyyaml, matplotlib, tqdm and pytest but no
+# network (such as the `device` tool's; design §12):
 #   1. the CUDA tests (tests/yolo/train/test_cuda.py and the loss on CUDA), skipped elsewhere;
 #   2. the GPU row of the training-speed benchmark (benchmarks/train_throughput_gpu.py): yolo11n
 #      at 640, batch 16 and 64, float16 AMP eager and compiled.
