@@ -48,11 +48,11 @@ from coco128 import DEFAULT_ZIP, ROOT, build_cache_from_dataset_yaml
 from yolo_mlops.evaluation_api import evaluate_checkpoint
 from yolo_mlops.yolo import TrainConfig, Trainer
 from yolo_mlops.yolo.train.precision import autocast_dtype, first_bf16_epoch, native_bf16
+from yolo_mlops.yolo.train.state import LOSS_KEYS
 
 logger = logging.getLogger("benchmarks.anchor_coco16b")
 
 ANCHOR = ROOT.parent / "shared" / "reference" / "coco16b"
-LOSSES = ("train/box_loss", "train/cls_loss", "train/dfl_loss")
 METRICS = ("precision", "recall", "mAP50", "mAP50-95")
 
 
@@ -160,7 +160,7 @@ def plot_losses(
 ) -> None:
     """Overlay our per-epoch losses (one line per seed) on the reference run's ``results.csv``."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
-    for ax, key in zip(axes, LOSSES, strict=True):
+    for ax, key in zip(axes, LOSS_KEYS, strict=True):
         ax.plot(
             reference["epoch"], reference[key], color="black", lw=2, label="Ultralytics 8.4.190"
         )
@@ -252,9 +252,9 @@ def main(argv: list[str] | None = None) -> dict:
         for size in ("320", "640")
     }
     final_losses = {
-        seed: {key: history[-1][key] for key in LOSSES} for seed, history in histories.items()
+        seed: {key: history[-1][key] for key in LOSS_KEYS} for seed, history in histories.items()
     }
-    reference_final = {key: float(reference_losses[key].iloc[-1]) for key in LOSSES}
+    reference_final = {key: float(reference_losses[key].iloc[-1]) for key in LOSS_KEYS}
     report = {
         "benchmark": "anchor_coco16b",
         "recipe": recipe(0, args.epochs, args.threads, Path("<workdir>"))

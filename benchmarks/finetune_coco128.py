@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
 
+from yolo_mlops.yolo.train.state import LOSS_KEYS
 from yolo_mlops.yolo.train.trainer import Trainer
 
 logger = logging.getLogger("benchmarks.finetune_coco128")
 
 DEFAULT_CHECKPOINT = ROOT.parent / "shared" / "reference" / "yolo11n_coco16_ultralytics.pt"
-LOSSES = ("train/box_loss", "train/cls_loss", "train/dfl_loss")
 
 
 def _train(cache, config: dict, save_dir: Path, pretrained: str) -> list[dict]:
@@ -42,8 +42,8 @@ def _train(cache, config: dict, save_dir: Path, pretrained: str) -> list[dict]:
     return [
         {
             "epoch": int(row["epoch"]),
-            "loss": sum(row[key] for key in LOSSES),
-            **{key.split("/")[1]: row[key] for key in LOSSES},
+            "loss": sum(row[key] for key in LOSS_KEYS),
+            **{key.split("/")[1]: row[key] for key in LOSS_KEYS},
             "mAP50": row["metrics/mAP50"],
             "mAP50-95": row["metrics/mAP50-95"],
             "seconds": row["time/epoch"],

@@ -84,7 +84,7 @@ from yolo_mlops.yolo.train.optim import (
     build_optimizer,
 )
 from yolo_mlops.yolo.train.precision import first_bf16_epoch, native_bf16
-from yolo_mlops.yolo.train.state import seed_everything
+from yolo_mlops.yolo.train.state import LOSS_KEYS, seed_everything
 
 logger = logging.getLogger("benchmarks.train_throughput")
 
@@ -94,7 +94,6 @@ MODES = {
     "compiled": {"channels_last": True, "compile": True, "bf16": False},
     "bf16": {"channels_last": True, "bf16": True, "bf16_after_steps": 0},  # steady state
 }
-LOSSES = ("train/box_loss", "train/cls_loss", "train/dfl_loss")
 PHASES = ("train/forward", "train/loss", "train/backward", "train/optimizer", "train/ema")
 
 #: Earlier figures on this machine (2 AMD EPYC cores, AVX2), images/s over whole epochs:
@@ -119,12 +118,26 @@ BEFORE_COMMIT = "c134b14"
 BEFORE_OVER_REFERENCE = 6.58 / 3.61
 
 
-def measure_epochs(cache: Any, mode: str, *, epochs: int, workers: int, workdir: Path) -> dict:
-    """Train ``epochs`` epochs in ``mode``; images/s from the median of epochs 2..N."""
-    config = TrainConfig(**recipe(epochs, workers, workdir / mode), **MODES[mode])
+def epoch_figures(cache: Any, config: TrainConfig) -> dict:
+    """Train ``config`` on ``cache``, timing its epochs; images/s from the median of epochs 2..N."""
     result, walls = timed_fit(Trainer, config, cache)
     images = len(cache.indices("train"))
     median = steady_median(walls)
+    return {
+        "epochs": config.epochs,
+        "images_per_epoch": images,
+        "epoch_wall_s": walls,
+        "first_epoch_s": walls[0],
+        "median_epoch_s": median,
+        "images_per_s": images / median,
+        "data_s": [row["time/data"] for row in result.history],
+        "losses": [[row[k] for k in LOSS_KEYS] for row in result.history],
+    }
+
+
+def measure_epochs(cache: Any, mode: str, *, epochs: int, workers: int, workdir: Path) -> dict:
+    """Train ``epochs`` epochs in ``mode``; images/s from the median of epochs 2..N."""
+    config = TrainConfig(**recipe(epochs, workers, workdir / mode), **MODES[mode])
     return {
         "imgsz": cache.imgsz,
         "mode": mode,
@@ -132,14 +145,7 @@ def measure_epochs(cache: Any, mode: str, *, epochs: int, workers: int, workdir:
         "effective_workers": loader_workers(
             workers, device_type="cpu", threads=torch.get_num_threads()
         ),
-        "epochs": epochs,
-        "images_per_epoch": images,
-        "epoch_wall_s": walls,
-        "first_epoch_s": walls[0],
-        "median_epoch_s": median,
-        "images_per_s": images / median,
-        "data_s": [row["time/data"] for row in result.history],
-        "losses": [[row[k] for k in LOSSES] for row in result.history],
+        **epoch_figures(cache, config),
     }
 
 

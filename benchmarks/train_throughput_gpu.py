@@ -35,9 +35,10 @@ from typing import Any
 
 import torch
 from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
-from epoch_timer import recipe, steady_median, timed_fit
+from epoch_timer import recipe
+from train_throughput import epoch_figures
 
-from yolo_mlops.yolo import TrainConfig, Trainer
+from yolo_mlops.yolo import TrainConfig
 
 logger = logging.getLogger("benchmarks.train_throughput_gpu")
 
@@ -46,7 +47,6 @@ MODES: dict[str, dict[str, Any]] = {
     "amp": {"amp": True},
     "amp_compiled": {"amp": True, "compile": True},
 }
-LOSSES = ("train/box_loss", "train/cls_loss", "train/dfl_loss")
 
 
 def measure(cache: Any, mode: str, *, batch: int, args: argparse.Namespace, workdir: Path) -> dict:
@@ -56,23 +56,10 @@ def measure(cache: Any, mode: str, *, batch: int, args: argparse.Namespace, work
     cuda = torch.device(args.device).type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    result, walls = timed_fit(Trainer, TrainConfig(**settings), cache)
-    images = len(cache.indices("train"))
-    median = steady_median(walls)
-    return {
-        "imgsz": cache.imgsz,
-        "batch": batch,
-        "mode": mode,
-        "epochs": args.epochs,
-        "images_per_epoch": images,
-        "epoch_wall_s": walls,
-        "first_epoch_s": walls[0],
-        "median_epoch_s": median,
-        "images_per_s": images / median,
-        "data_s": [row["time/data"] for row in result.history],
-        "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-        "losses": [[row[k] for k in LOSSES] for row in result.history],
-    }
+    row = {"imgsz": cache.imgsz, "batch": batch, "mode": mode}
+    row |= epoch_figures(cache, TrainConfig(**settings))
+    row["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    return row
 
 
 def machine(device: str) -> dict:
