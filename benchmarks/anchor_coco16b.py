@@ -9,8 +9,9 @@ This script builds the same 16-image dataset from the COCO128 archive, trains th
 our trainer for each seed (the final EMA weights, ``last.pt``), evaluates them with our
 evaluation (rectangular batches, batch 16, conf 0.001, IoU 0.7: the protocol that reproduces
 Ultralytics' figures) at 320 and 640, and prints per seed and on average precision, recall, mAP50
-and mAP50-95 next to ``val.json``. It also draws ``anchor_coco16b_losses.png``: our per-epoch
-box/cls/dfl losses (every seed) over ``results.csv``'s. Writes JSON.
+and mAP50-95 next to ``val.json``. Writes ``results/anchor_coco16b_<machine kind>.json`` and
+draws ``..._losses.png`` beside it: our per-epoch box/cls/dfl losses (every seed) over
+``results.csv``'s.
 
 Training is the slow part (~20-30 min per seed on 2 cores); a seed whose ``last.pt`` already
 finished the recipe in ``--workdir`` is not trained again, so ``--evaluate-only`` re-scores
@@ -44,8 +45,9 @@ import pandas as pd
 import torch
 import yaml
 from coco128 import DEFAULT_ZIP, ROOT, build_cache_from_dataset_yaml
+from machine import results_path
 
-from yolo_mlops.evaluation_api import evaluate_checkpoint
+from yolo_mlops.pipelines.evaluate.evaluation import evaluate_checkpoint
 from yolo_mlops.yolo import TrainConfig, Trainer
 from yolo_mlops.yolo.train.precision import autocast_dtype, first_bf16_epoch, native_bf16
 from yolo_mlops.yolo.train.state import LOSS_KEYS
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks/work/anchor_coco16b")
     parser.add_argument("--evaluate-only", action="store_true", help="score finished runs only")
     parser.add_argument("--train-only", action="store_true", help="train, do not score")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/anchor_coco16b.json")
+    parser.add_argument("--out", type=Path, default=results_path("anchor_coco16b"))
     parser.add_argument(
         "--set",
         action="append",

@@ -48,6 +48,7 @@ from typing import Any
 
 import torch
 from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
+from machine import results_path
 from torch import nn
 
 from yolo_mlops.yolo.data.loader import build_train_loader
@@ -265,7 +266,7 @@ def main() -> None:
         default=[v for v in VARIANTS if v != "fp32"],
         help="what to compare with fp32 (the noise variants need no bf16 kernel and run fast)",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/bf16_fidelity.json")
+    parser.add_argument("--out", type=Path, default=results_path("bf16_fidelity"))
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 import torch
-from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
+from coco128 import DEFAULT_ZIP, build_coco128_cache
+from machine import results_path
 
 from yolo_mlops.yolo.data.image_cache import ImageCache
 from yolo_mlops.yolo.data.loader import build_train_loader
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batches", type=int, default=20, help="timed loader batches per setting")
     parser.add_argument("--train-steps", type=int, default=5, help="timed training steps")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/dataloader.json")
+    parser.add_argument("--out", type=Path, default=results_path("dataloader"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.zip.is_file():

@@ -4,11 +4,11 @@
     python benchmarks/evaluation.py --images 32 --sizes 320        # quick run
     python benchmarks/evaluation.py --weights data/06_models/best.pt
 
-Runs the whole evaluation (``yolo_mlops.evaluation_api``: original images decoded and resized,
-letterboxed into the batch canvas, forward, decode, NMS, matching) once per (size, batch layout)
-and reports the split that ``evaluate`` measures — preprocess (to device, /255), inference
-(forward + decode), NMS — plus the wall time of the whole loop per image (image decoding and
-letterboxing included) and the mean canvas area per image: rectangular batches pad less, so they
+Runs the whole evaluation (``yolo_mlops.pipelines.evaluate.evaluation``: original images decoded
+and resized, letterboxed into the batch canvas, forward, decode, NMS, matching) once per (size,
+batch layout) and reports the split that ``evaluate`` measures (preprocess: to device, /255;
+inference: forward + decode; NMS), plus the wall time of the whole loop per image (image decoding
+and letterboxing included) and the mean canvas area per image: rectangular batches pad less, so they
 feed fewer pixels to the model (COCO128, batch 16: 97,152 vs 102,400 px per image at 320,
 354,816 vs 409,600 at 640; a small ``--images`` subset can be the other way round, since a batch
 mixing landscape and portrait images gets a square canvas half a stride larger). mAP50-95 is
@@ -31,8 +31,9 @@ from typing import Any
 import torch
 import yaml
 from coco128 import DEFAULT_ZIP, ROOT
+from machine import results_path
 
-from yolo_mlops.evaluation_api import dataset_images, evaluate_checkpoint_full
+from yolo_mlops.pipelines.evaluate.evaluation import dataset_images, evaluate_checkpoint_full
 from yolo_mlops.yolo.data.rect import plan_batches
 
 logger = logging.getLogger("benchmarks.evaluation")
@@ -109,9 +110,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", type=int, nargs="+", default=[320, 640])
     parser.add_argument("--batch", type=int, default=16, help="images per batch (reference: 16)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument(
-        "--json", type=Path, default=Path("benchmarks/results/evaluation.json"), help="output file"
-    )
+    parser.add_argument("--json", type=Path, default=results_path("evaluation"), help="output file")
     return parser.parse_args(argv)
 
 

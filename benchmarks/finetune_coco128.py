@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
+from machine import results_path
 
 from yolo_mlops.yolo.train.state import LOSS_KEYS
 from yolo_mlops.yolo.train.trainer import Trainer
@@ -64,9 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2, help="loader processes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu (the recipe), cuda:0, auto")
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks/results/finetune_coco128.json"
-    )
+    parser.add_argument("--out", type=Path, default=results_path("finetune_coco128"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for path, what in ((args.zip, "COCO128 archive"), (args.checkpoint, "trained checkpoint")):

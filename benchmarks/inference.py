@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from machine import results_path
 
 from yolo_mlops.yolo import build_model, load_checkpoint
 from yolo_mlops.yolo.inference import TIMING_KEYS, detect
@@ -110,9 +111,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weights", type=Path, default=None, help="checkpoint to time with")
     parser.add_argument("--device", default="cpu", help="cpu (the figure asked for) or cuda")
     parser.add_argument("--no-fuse", action="store_true", help="keep BatchNorm layers unfused")
-    parser.add_argument(
-        "--json", type=Path, default=Path("benchmarks/results/inference.json"), help="output file"
-    )
+    parser.add_argument("--json", type=Path, default=results_path("inference"), help="output file")
     return parser.parse_args(argv)
 
 

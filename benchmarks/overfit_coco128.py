@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 import torch
-from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
+from coco128 import DEFAULT_ZIP, build_coco128_cache
+from machine import results_path
 
 from yolo_mlops.yolo.train.trainer import Trainer
 
@@ -48,9 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu", help="cpu (the recipe), cuda:0, auto")
     parser.add_argument("--no-amp", action="store_true", help="float32 on CUDA too")
     parser.add_argument("--no-channels-last", action="store_true", help="NCHW instead of NHWC")
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks/results/overfit_coco128.json"
-    )
+    parser.add_argument("--out", type=Path, default=results_path("overfit_coco128"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.zip.is_file():

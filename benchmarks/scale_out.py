@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
+from machine import results_path
 
 logger = logging.getLogger("scale_out")
 
@@ -88,7 +89,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16, help="global batch")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/scale_out.json")
+    parser.add_argument("--output", type=Path, default=results_path("scale_out"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 

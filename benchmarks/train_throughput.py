@@ -12,8 +12,7 @@ Modes: ``nchw`` (fp32, NCHW), ``nhwc`` (fp32, channels_last), ``compiled``
 NHWC: the steady state of ``training.bf16``, whose runs from scratch begin with float32 steps;
 run only where the CPU has native bf16, unless ``--force-bf16``). ``--profile`` adds a
 ``torch.profiler`` split of one training step per mode by phase (forward, loss + assignment,
-backward, optimizer, EMA) and the top operators. Prints tables and writes JSON with the previous
-figures beside the new ones.
+backward, optimizer, EMA) and the top operators. Prints tables and writes JSON.
 
 Usage (quiet machine; the lead runs the real figures)::
 
@@ -21,7 +20,7 @@ Usage (quiet machine; the lead runs the real figures)::
     python benchmarks/train_throughput.py --imgsz 320 --modes nhwc compiled --epochs 3
     python benchmarks/train_throughput.py --imgsz 320 640 --profile --modes nhwc
     python benchmarks/train_throughput.py --imgsz 64 --images 16 --epochs 2 --modes nchw  # smoke
-    python benchmarks/train_throughput.py --imgsz 320 --against c134b14 --repeats 3
+    python benchmarks/train_throughput.py --imgsz 320 --against HEAD~10 --repeats 3
 
 ``--against REV`` measures this checkout and the commit ``REV`` side by side instead: each
 repetition runs ``benchmarks/epoch_timer.py`` once on each tree (a git worktree of ``REV`` in a
@@ -30,9 +29,6 @@ of each and their ratio. Machines differ between sessions by up to 2x, so a rati
 this way is the figure to compare with the reference's, not images/s from another day.
 ``--set KEY=VALUE`` changes a setting of this checkout only (``--set bf16_after_steps=0``: the
 bf16 phase of a run from scratch, which the 4-epoch default run does not reach).
-``c134b14`` is the code the issue's side-by-side measurement timed (ours 6.58 img/s against the
-reference's 3.61 at 320): the ratio against it, times 6.58 / 3.61, estimates the ratio against
-the reference on this machine.
 
 ``--reference-yolo PATH`` measures against the reference trainer itself the same way, through
 ``benchmarks/reference_timer.py``: ``PATH`` is the ``yolo`` command of an Ultralytics
@@ -41,7 +37,7 @@ Where the CPU has native bf16, each repetition times this checkout twice: ``ours
 epochs of a run from scratch, float32) and ``ours_bf16`` (its later epochs, and every epoch from
 trained weights); the report adds the ratio of a whole default 100-epoch run from scratch.
 ``--isa-cap`` caps ATen and oneDNN at AVX2 in every timed process: the kernels of an AVX2 CPU
-such as the issue's, where ``auto`` trains in float32.
+where ``auto`` trains in float32.
 
     python benchmarks/train_throughput.py --imgsz 320 640 --reference-yolo ../ref-venv/bin/yolo
     python benchmarks/train_throughput.py --imgsz 320 --reference-yolo ../ref-venv/bin/yolo \
@@ -68,13 +64,20 @@ from typing import Any
 import torch
 from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
 from epoch_timer import recipe, steady_median, timed_fit
+from machine import results_path
 
 from yolo_mlops.yolo import TrainConfig, Trainer
 from yolo_mlops.yolo.data.loader import build_train_loader
 from yolo_mlops.yolo.model.network import build_model
 from yolo_mlops.yolo.train.cpu_memory import retain_freed_memory
 from yolo_mlops.yolo.train.ema import ModelEMA
-from yolo_mlops.yolo.train.engine import LoopState, StepSchedule, train_one_epoch
+from yolo_mlops.yolo.train.engine import (
+    LoopOptions,
+    LoopState,
+    RunObjects,
+    StepSchedule,
+    train_one_epoch,
+)
 from yolo_mlops.yolo.train.loader_workers import loader_workers
 from yolo_mlops.yolo.train.loss import DetectionLoss
 from yolo_mlops.yolo.train.optim import (
@@ -82,6 +85,7 @@ from yolo_mlops.yolo.train.optim import (
     OptimizerChoice,
     accumulate_steps,
     build_optimizer,
+    build_scheduler,
 )
 from yolo_mlops.yolo.train.precision import first_bf16_epoch, native_bf16
 from yolo_mlops.yolo.train.state import LOSS_KEYS, seed_everything
@@ -96,26 +100,12 @@ MODES = {
 }
 PHASES = ("train/forward", "train/loss", "train/backward", "train/optimizer", "train/ema")
 
-#: Earlier figures on this machine (2 AMD EPYC cores, AVX2), images/s over whole epochs:
-#: the reference trainer (Ultralytics 8.4.190) and ours before the speed work, measured side by
-#: side with yolo11n from scratch on COCO128, batch 16, SGD, 2 loader workers, no val; and this
-#: benchmark on commit 31eb312 (defaults then: NHWC, 2 loader workers also on CPU).
-PREVIOUS = {
-    320: {"reference_img_s": 3.61, "ours_before_img_s": 6.58, "ours_31eb312_img_s": 7.34},
-    640: {"ours_31eb312_img_s": 1.91},
-}
-
-
 #: A default run (``training.epochs`` in conf/base) and the images of one COCO128 epoch.
 RUN_EPOCHS = 100
 COCO128_IMAGES = 128
 
-#: ISA caps that make ATen and oneDNN choose the kernels of an AVX2 CPU (like the issue's).
+#: ISA caps that make ATen and oneDNN choose the kernels of an AVX2 CPU.
 AVX2_CAP = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-
-#: The commit whose code the issue timed beside the reference (ours / reference at 320).
-BEFORE_COMMIT = "c134b14"
-BEFORE_OVER_REFERENCE = 6.58 / 3.61
 
 
 def epoch_figures(cache: Any, config: TrainConfig) -> dict:
@@ -167,12 +157,14 @@ def profile_step(cache: Any, mode: str, *, steps: int = 3) -> dict:
         epochs=100, batches_per_epoch=steps, batch_size=16, nbs=16, warmup_iters=0,
         warmup_bias_lr=0.0, warmup_momentum=0.8, momentum=0.937, lr_factor=LRFactor(100, 0.01),
     )  # fmt: skip
-    common = dict(
-        optimizer=optimizer, scaler=torch.amp.GradScaler("cpu", enabled=False),
-        ema=ModelEMA(model), state=LoopState(accumulate=1), device=torch.device("cpu"),
-        channels_last=channels_last, imgsz=cache.imgsz, progress=False, schedule=schedule,
-        autocast_dtype=dtype,
+    run = RunObjects(
+        model, ModelEMA(model), optimizer, build_scheduler(optimizer, schedule.lr_factor),
+        torch.amp.GradScaler("cpu", enabled=False), LoopState(accumulate=1),
     )  # fmt: skip
+    options = LoopOptions(
+        autocast_dtype=dtype, channels_last=channels_last, imgsz=cache.imgsz, progress=False
+    )
+    cpu = torch.device("cpu")
     batches: list[dict[str, torch.Tensor]] = []
     for epoch in itertools.count():  # small datasets: batches from several epochs
         loader.set_epoch(epoch)
@@ -180,10 +172,10 @@ def profile_step(cache: Any, mode: str, *, steps: int = 3) -> dict:
         if len(batches) == steps + 2:
             break
     criterion = DetectionLoss(len(cache.names))
-    train_one_epoch(model, criterion, batches[:2], epoch=0, **common)
+    train_one_epoch(model, criterion, batches[:2], run, cpu, 0, schedule, options)
     activities = [torch.profiler.ProfilerActivity.CPU]
     with torch.profiler.profile(activities=activities) as prof:
-        train_one_epoch(model, criterion, batches[2:], epoch=1, **common)
+        train_one_epoch(model, criterion, batches[2:], run, cpu, 1, schedule, options)
     events = prof.key_averages()
     per_step = {e.key: e.cpu_time_total / 1e3 / steps for e in events if e.key in PHASES}
     ops = sorted(
@@ -317,20 +309,15 @@ def side_by_side(args: argparse.Namespace) -> dict:
                     ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                     check=False,
                 )
-    before = BEFORE_COMMIT.startswith(other) or other.startswith(BEFORE_COMMIT)
     bf16 = "ours_bf16_img_s" in rows[0]
     logger.info("%6s %10s %10s %10s %8s %s", "imgsz", "ours", "ours bf16" if bf16 else "", other,
                 "ratio", "ratio bf16 / default run" if bf16 else "")  # fmt: skip
     for row in rows:
-        if before:
-            row["estimated_ratio_to_reference"] = row["ratio"] * BEFORE_OVER_REFERENCE
         logger.info(
             "%6d %10.2f %10s %10.2f %8.2f %s", row["imgsz"], row["ours_img_s"],
             f"{row['ours_bf16_img_s']:.2f}" if bf16 else "", row["against_img_s"], row["ratio"],
             f"{row['ratio_bf16']:.2f} / {row['ratio_default_run']:.2f}" if bf16 else "",
         )  # fmt: skip
-        if before:
-            logger.info("       x reference (est.): %.2f", row["estimated_ratio_to_reference"])
     return {
         "benchmark": "train_throughput",
         "against": other,
@@ -342,12 +329,21 @@ def side_by_side(args: argparse.Namespace) -> dict:
         "workers": args.workers,
         "recipe": "COCO128 from scratch, batch 16, SGD, mosaic, validation off; each trainer's "
         "defaults otherwise",
-        "before_over_reference": BEFORE_OVER_REFERENCE if before else None,
         "rows": rows,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                     "bf16_native": native_bf16()},
     }  # fmt: skip
+
+
+def default_out(args: argparse.Namespace) -> Path:
+    """``train_throughput[_reference|_against]_<kind>[_avx2cap].json`` under ``results/``."""
+    name = "train_throughput"
+    if args.reference_yolo:
+        name += "_reference"
+    elif args.against:
+        name += "_against"
+    return results_path(name, "_avx2cap.json" if args.isa_cap else ".json")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -375,10 +371,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="side by side: a training setting for this checkout only (YAML value)",
     )  # fmt: skip
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks/results/train_throughput.json"
-    )
+    parser.add_argument("--out", type=Path, help="default: results/<benchmark>_<machine kind>.json")
     args = parser.parse_args(argv)
+    args.out = args.out or default_out(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.zip.is_file():
         raise SystemExit(f"COCO128 archive not found at {args.zip}; pass --zip")
@@ -414,7 +409,6 @@ def main(argv: list[str] | None = None) -> dict:
         "recipe": "COCO128 from scratch, batch 16, SGD, mosaic, validation off",
         "rows": rows,
         "profiles": profiles,
-        "previous": {str(k): v for k, v in PREVIOUS.items()},
         "skipped_modes": {m: "no native bf16 on this CPU" for m in skipped},
         "machine": {
             "cpus": os.cpu_count(),
@@ -425,17 +419,11 @@ def main(argv: list[str] | None = None) -> dict:
             "torch": torch.__version__,
         },
     }
-    logger.info(
-        "%6s %9s %8s %8s %10s %10s %10s %10s",
-        "imgsz", "mode", "img/s", "epoch s", "1st ep s", "reference", "before", "31eb312",
-    )  # fmt: skip
+    logger.info("%6s %9s %8s %8s %10s", "imgsz", "mode", "img/s", "epoch s", "1st ep s")
     for row in rows:
-        before = PREVIOUS.get(row["imgsz"], {})
         logger.info(
-            "%6d %9s %8.2f %8.1f %10.1f %10s %10s %10s", row["imgsz"], row["mode"],
+            "%6d %9s %8.2f %8.1f %10.1f", row["imgsz"], row["mode"],
             row["images_per_s"], row["median_epoch_s"], row["first_epoch_s"],
-            before.get("reference_img_s", "-"), before.get("ours_before_img_s", "-"),
-            before.get("ours_31eb312_img_s", "-"),
         )  # fmt: skip
     for prof in profiles:
         logger.info(

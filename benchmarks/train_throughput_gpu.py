@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from coco128 import DEFAULT_ZIP, ROOT, build_coco128_cache
+from coco128 import DEFAULT_ZIP, build_coco128_cache
 from epoch_timer import recipe
+from machine import RESULTS, gpu_kind, machine_kind
 from train_throughput import epoch_figures
 
 from yolo_mlops.yolo import TrainConfig
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--images", type=int, default=0, help="first N COCO128 images (0 = all)")
     parser.add_argument("--workers", type=int, default=8, help="training.workers")
     parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks/results/train_throughput_gpu.json"
+        "--out", type=Path, help="default: results/train_throughput_gpu_<gpu kind>.json"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -96,6 +97,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"--device {args.device}: no CUDA device here")
     if args.epochs < 2:
         raise SystemExit("--epochs must be at least 2 (the first is a warm-up)")
+    if args.out is None:
+        on_gpu = torch.device(args.device).type == "cuda"
+        kind = gpu_kind(torch.cuda.get_device_name(args.device)) if on_gpu else machine_kind()
+        args.out = RESULTS / f"train_throughput_gpu_{kind}.json"
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="train-throughput-gpu-") as tmp:

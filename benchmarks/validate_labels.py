@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+from machine import results_path
 
 from yolo_mlops.ingestion.archive import safe_extract
 from yolo_mlops.ingestion.dataset_yaml import DatasetSpec, parse_dataset_yaml, shipped_yaml
@@ -36,7 +37,7 @@ logger = logging.getLogger("benchmarks.validate_labels")
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ZIP = ROOT.parent / "shared" / "data" / "coco128.zip"
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "validate_labels.json"
+DEFAULT_OUT = results_path("validate_labels")
 
 
 def coco128_spec(archive: Path, workdir: Path) -> DatasetSpec:

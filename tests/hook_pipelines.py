@@ -1,4 +1,4 @@
-"""Toy node functions for tests/test_hooks.py (module-level so Kedro can run them)."""
+"""Toy node functions for tests/hooks/test_tracking.py (module-level so Kedro can run them)."""
 
 from __future__ import annotations
 

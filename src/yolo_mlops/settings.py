@@ -3,28 +3,7 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from yolo_mlops.console import ConsoleHook
-from yolo_mlops.hooks import MlflowTrackingHook
-from yolo_mlops.param_validation import ParameterValidationHook
-from yolo_mlops.tracking.summary_hook import RunSummaryHook
-from yolo_mlops.validation_report import ValidationReportHook
-from yolo_mlops.weights_hook import PretrainedWeightsHook
-
-# The console switches to Rich on a terminal (console.py). Parameters are validated as soon as
-# the context exists, and the run-start checks run before anything else; the initial weights are
-# fetched before any node and before the MLflow run starts (weights_hook.py); the tracking hook
-# owns one MLflow run per `kedro run` (hooks.py); the summary hook ends every run with a summary
-# block; a validation that stops the run still saves its report (validation_report.py). Pluggy
-# calls the hook registered last first (``tryfirst`` ones before the others): the summary hook
-# comes before the tracking hook so that it sees the run started and logs after the run ended.
-HOOKS = (
-    ConsoleHook(),
-    RunSummaryHook(),
-    MlflowTrackingHook(),
-    PretrainedWeightsHook(),
-    ValidationReportHook(),
-    ParameterValidationHook(),  # last registered = called first: checks precede any download
-)
+from yolo_mlops.hooks import HOOKS  # noqa: F401 - read by Kedro; their order: hooks/__init__.py
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

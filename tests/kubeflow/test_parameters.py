@@ -11,7 +11,7 @@ from yolo_mlops.kubeflow.parameters import (
     configured_kedro_keys,
     parameter_defaults,
 )
-from yolo_mlops.kubeflow.task import _typed, kedro_run_command, nest_overrides, run_stage
+from yolo_mlops.kubeflow.task import Stage, _typed, kedro_run_command, nest_overrides, run_stage
 
 
 def test_mapping_covers_the_issue_parameters():
@@ -64,7 +64,7 @@ def test_integer_parameters_rendered_as_floats_are_cast_back():
 
 def test_run_stage_fails_with_the_command_when_kedro_fails(tmp_path):
     with pytest.raises(RuntimeError, match=r"stage 'ingest'.*kedro run --nodes nope"):
-        run_stage(stage="ingest", nodes=["nope"], project_dir=tmp_path)
+        run_stage(Stage("ingest", ["nope"], project_dir=tmp_path))
 
 
 def test_dotted_overrides_are_nested_like_kedro_params():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from yolo_mlops.kubeflow.task import StageFailedError, run_stage
+from yolo_mlops.kubeflow.task import SharedRun, Stage, StageFailedError, run_stage
 
 pytestmark = pytest.mark.integration
 
@@ -21,20 +21,18 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
-def _stage(project, stage: str, node: str, uri: str, **kwargs) -> str:
-    return run_stage(
-        stage=stage, nodes=[node], project_dir=project, env="ci", tracking_uri=uri, **kwargs
-    )
+def _stage(project, stage: str, node: str, uri: str, **run) -> str:
+    return run_stage(Stage(stage, [node], project, env="ci"), SharedRun(tracking_uri=uri, **run))
 
 
 def test_run_stays_running_between_stages_and_the_sink_finishes_it(fake_project, tracking_uri):
-    run_id = _stage(fake_project, "ingest", "download_dataset", tracking_uri, create_run=True)
+    run_id = _stage(fake_project, "ingest", "download_dataset", tracking_uri, create=True)
     client = MlflowClient(tracking_uri)
     assert client.get_run(run_id).info.status == "RUNNING"  # the first task does not end it
     joined = _stage(fake_project, "validate", "validate_labels", tracking_uri, run_id=run_id)
     assert joined == run_id
     assert client.get_run(run_id).info.status == "RUNNING"  # nor does a task with a successor
-    sink = {"run_id": run_id, "finish_run": True}
+    sink = {"run_id": run_id, "finish": True}
     _stage(fake_project, "preprocess", "build_image_cache", tracking_uri, **sink)
     assert client.get_run(run_id).info.status == "FINISHED"
 
@@ -42,7 +40,7 @@ def test_run_stays_running_between_stages_and_the_sink_finishes_it(fake_project,
 def test_failing_later_stage_marks_the_run_failed_and_a_sink_keeps_it_failed(
     fake_project, tracking_uri
 ):
-    run_id = _stage(fake_project, "ingest", "download_dataset", tracking_uri, create_run=True)
+    run_id = _stage(fake_project, "ingest", "download_dataset", tracking_uri, create=True)
     (fake_project / "conf" / "ci" / "catalog.yml").write_text(
         "validation_summary:\n  type: json.JSONDataset\n  filepath: /dev/null/summary.json\n"
     )
@@ -51,7 +49,7 @@ def test_failing_later_stage_marks_the_run_failed_and_a_sink_keeps_it_failed(
     client = MlflowClient(tracking_uri)
     assert client.get_run(run_id).info.status == "FAILED"
     # a parallel branch's sink that succeeds afterwards does not overwrite FAILED
-    sink = {"run_id": run_id, "finish_run": True}
+    sink = {"run_id": run_id, "finish": True}
     _stage(fake_project, "preprocess", "build_image_cache", tracking_uri, **sink)
     assert client.get_run(run_id).info.status == "FAILED"
 
@@ -61,7 +59,7 @@ def test_failing_first_stage_marks_the_run_it_created_failed(fake_project, track
         "dataset_manifest:\n  type: json.JSONDataset\n  filepath: /dev/null/manifest.json\n"
     )
     with pytest.raises(StageFailedError, match="ingest"):
-        _stage(fake_project, "ingest", "download_dataset", tracking_uri, create_run=True)
+        _stage(fake_project, "ingest", "download_dataset", tracking_uri, create=True)
     client = MlflowClient(tracking_uri)
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run.info.status == "FAILED"

@@ -1,4 +1,4 @@
-"""The tracking hook against a live ``mlflow server`` (same toy project as tests/test_hooks.py)."""
+"""The tracking hook against a live ``mlflow server`` (the toy project of hooks/test_tracking)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.test_hooks import EXPERIMENT, _run, project  # noqa: F401 - fixture reused
+from tests.hooks.test_tracking import EXPERIMENT, _run, project  # noqa: F401 - fixture reused
 from yolo_mlops.tracking import TrackingUnavailableError
 
 

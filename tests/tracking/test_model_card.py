@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from yolo_mlops.tracking import model_card, summary, ui
-from yolo_mlops.tracking.registry import PromotionPolicy, decide_promotion
+from yolo_mlops.tracking.promotion import PromotionPolicy, decide_promotion
 
 
 def _card(**overrides) -> model_card.ModelCard:

@@ -144,7 +144,7 @@ def test_decode_image_refuses_bytes_without_a_known_image_header():
 
 
 def test_register_params_refuse_out_of_range_predict_defaults_and_limits():
-    from yolo_mlops.params import ParameterError, parse_params
+    from yolo_mlops.pipelines.params import ParameterError, parse_params
     from yolo_mlops.pipelines.register.nodes import RegisterParams
 
     with pytest.raises(ParameterError, match=r"register.predict: .*conf=2.0"):

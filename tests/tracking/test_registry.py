@@ -1,4 +1,4 @@
-"""Model logging, registry aliases, promotion gate, loading in a fresh process, serving."""
+"""Model logging, registry aliases and the gate's tags, loading in a fresh process, serving."""
 
 from __future__ import annotations
 
@@ -18,32 +18,10 @@ from mlflow import MlflowClient
 from tests.conftest import COCO128_ZIP
 from tests.tracking.helpers import free_port, sample_image, start_run, wait_http
 from yolo_mlops.tracking import run as tracking_run
-from yolo_mlops.tracking.registry import (
-    PromotionPolicy,
-    decide_promotion,
-    log_and_register,
-    pinned_requirements,
-)
+from yolo_mlops.tracking.promotion import PromotionPolicy
+from yolo_mlops.tracking.registry import Registration, log_and_register, pinned_requirements
 
 MODEL = "yolo11n-test"
-
-
-def test_first_version_is_promoted_when_it_clears_the_floor():
-    decision = decide_promotion(0.2, None, PromotionPolicy(min_map50_95=0.1))
-    assert decision.promoted and "no current champion" in decision.reason
-
-
-def test_version_below_the_floor_is_not_promoted():
-    decision = decide_promotion(0.05, None, PromotionPolicy(min_map50_95=0.1))
-    assert not decision.promoted and "below floor" in decision.reason
-
-
-def test_better_challenger_is_promoted_only_by_the_margin():
-    policy = PromotionPolicy(min_improvement=0.02)
-    assert decide_promotion(0.33, 0.30, policy, "4").promoted
-    assert not decide_promotion(0.31, 0.30, policy, "4").promoted
-    assert not decide_promotion(0.30, 0.30, PromotionPolicy(), "4").promoted  # equal: no
-    assert not decide_promotion(float("nan"), 0.30, PromotionPolicy(), "4").promoted
 
 
 def test_pip_requirements_are_pinned_without_local_version_tags():
@@ -66,8 +44,7 @@ def registered(mlflow_server, checkpoint, tmp_path_factory):
                 tracking_run.current(),
                 checkpoint,
                 metrics,
-                model_name=MODEL,
-                policy=PromotionPolicy(min_improvement=0.01, min_map50_95=0.1),
+                Registration(MODEL, PromotionPolicy(min_improvement=0.01, min_map50_95=0.1)),
             )
         )
         tracking_run.end()

@@ -21,7 +21,8 @@ from mlflow import MlflowClient
 from yolo_mlops.tracking import run as tracking_run
 from yolo_mlops.tracking import ui
 from yolo_mlops.tracking.config import TrackingParams
-from yolo_mlops.tracking.registry import PromotionPolicy, log_and_register
+from yolo_mlops.tracking.promotion import PromotionPolicy
+from yolo_mlops.tracking.registry import Registration, log_and_register
 
 MODEL = "yolo11n-review"
 EXPERIMENT = "review-test"
@@ -72,8 +73,7 @@ def reviewed(mlflow_server, checkpoint, tmp_path_factory):
                 run,
                 checkpoint,
                 metrics,
-                model_name=MODEL,
-                policy=PromotionPolicy(min_improvement=0.0, min_map50_95=0.1),
+                Registration(MODEL, PromotionPolicy(min_improvement=0.0, min_map50_95=0.1)),
                 project_path=project,
             )
         )

@@ -8,7 +8,7 @@ import pytest
 from kedro.pipeline import Node, Pipeline
 
 from tests.hook_pipelines import evaluate_toy, lose_server
-from tests.test_hooks import EXPERIMENT, _run, project  # noqa: F401 - fixture reused
+from tests.hooks.test_tracking import EXPERIMENT, _run, project  # noqa: F401 - fixture reused
 from tests.tracking.helpers import start_mlflow_server
 from yolo_mlops.tracking import run as tracking_run
 from yolo_mlops.tracking.recovery import TrackingLostError

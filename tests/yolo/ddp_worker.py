@@ -20,7 +20,13 @@ from yolo_mlops.yolo.data.loader import build_train_loader
 from yolo_mlops.yolo.model.network import build_model
 from yolo_mlops.yolo.train.distributed import cleanup, init_distributed, shard_loader, wrap_model
 from yolo_mlops.yolo.train.ema import unwrap
-from yolo_mlops.yolo.train.engine import LoopState, StepSchedule, train_one_epoch
+from yolo_mlops.yolo.train.engine import (
+    LoopOptions,
+    LoopState,
+    RunObjects,
+    StepSchedule,
+    train_one_epoch,
+)
 from yolo_mlops.yolo.train.loss import DetectionLoss
 from yolo_mlops.yolo.train.optim import LRFactor, OptimizerChoice, build_optimizer, build_scheduler
 
@@ -69,7 +75,7 @@ def main(cache_path: str, out_path: str) -> None:
     loader = shard_loader(loader, info)
     optimizer = build_optimizer(model, OptimizerChoice("SGD", 0.01, 0.9, 0.0), 5e-4)
     lr_factor = LRFactor(1, 1.0)
-    build_scheduler(optimizer, lr_factor)
+    scheduler = build_scheduler(optimizer, lr_factor)
     schedule = StepSchedule(
         epochs=1, batches_per_epoch=len(loader), batch_size=GLOBAL_BATCH,
         nbs=GLOBAL_BATCH, warmup_iters=0, warmup_bias_lr=0.0, warmup_momentum=0.9, momentum=0.9,
@@ -77,12 +83,11 @@ def main(cache_path: str, out_path: str) -> None:
     )  # fmt: skip
     ddp = wrap_model(model, torch.device("cpu"), info, sync_bn=False)
     loader.set_epoch(0)
-    train_one_epoch(
-        ddp, per_image_loss(DetectionLoss(len(cache.names))), loader,
-        optimizer=optimizer, scaler=torch.amp.GradScaler("cpu", enabled=False), ema=None,
-        epoch=0, schedule=schedule, state=LoopState(accumulate=1),
-        device=torch.device("cpu"), progress=False,
-    )  # fmt: skip
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    objects = RunObjects(model, None, optimizer, scheduler, scaler, LoopState(accumulate=1))
+    criterion = per_image_loss(DetectionLoss(len(cache.names)))
+    cpu, options = torch.device("cpu"), LoopOptions(progress=False)
+    train_one_epoch(ddp, criterion, loader, objects, cpu, 0, schedule, options)
     if info.is_main:
         torch.save(unwrap(ddp).state_dict(), out_path)
     cleanup(info)

@@ -234,6 +234,25 @@ def parse_dataset_yaml(
             logged as a warning (they are simply not used).
     """
     yaml_path = Path(yaml_path)
+    config = _load_yaml(yaml_path)
+    names = _parse_names(config, yaml_path)
+    root = _dataset_root(config, yaml_path, root)
+    splits = _parse_splits(config, root, yaml_path)
+    _warn_unassigned(root, splits, yaml_path)
+    spec = DatasetSpec(
+        name or yaml_path.stem, root, Path(os.path.abspath(yaml_path)), names, splits
+    )
+    logger.info(
+        "Dataset %s: %d classes, %s",
+        spec.name,
+        spec.nc,
+        ", ".join(f"{s} {len(p)} images" for s, p in splits.items()),
+    )
+    return spec
+
+
+def _load_yaml(yaml_path: Path) -> dict[str, Any]:
+    """The YAML's top-level mapping, read with the safe loader after the size check."""
     try:
         size = yaml_path.stat().st_size
     except OSError as error:
@@ -253,7 +272,11 @@ def parse_dataset_yaml(
         logger.info(
             "%s: ignoring its 'download' entry (nothing from a dataset YAML is executed)", yaml_path
         )
-    names = _parse_names(config, yaml_path)
+    return config
+
+
+def _dataset_root(config: dict[str, Any], yaml_path: Path, root: Path | None) -> Path:
+    """``root`` when given, else the YAML's ``path`` (relative to its folder); must exist."""
     if root is None:
         declared = Path(str(config.get("path") or ".")).expanduser()
         root = declared if declared.is_absolute() else yaml_path.parent / declared
@@ -264,6 +287,13 @@ def parse_dataset_yaml(
     root = Path(os.path.abspath(root))
     if not root.is_dir():
         raise DatasetYamlError(f"{yaml_path}: dataset root {root} does not exist")
+    return root
+
+
+def _parse_splits(
+    config: dict[str, Any], root: Path, yaml_path: Path
+) -> dict[str, tuple[Path, ...]]:
+    """Each split's images; ``train`` and ``val`` are required, ``test`` optional."""
     splits: dict[str, tuple[Path, ...]] = {}
     for split in SPLITS:
         value = config.get(split)
@@ -274,14 +304,4 @@ def parse_dataset_yaml(
                 )
             continue
         splits[split] = _split_images(value, split, root, yaml_path)
-    _warn_unassigned(root, splits, yaml_path)
-    spec = DatasetSpec(
-        name or yaml_path.stem, root, Path(os.path.abspath(yaml_path)), names, splits
-    )
-    logger.info(
-        "Dataset %s: %d classes, %s",
-        spec.name,
-        spec.nc,
-        ", ".join(f"{s} {len(p)} images" for s, p in splits.items()),
-    )
-    return spec
+    return splits

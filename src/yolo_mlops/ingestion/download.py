@@ -261,32 +261,44 @@ def fetch_archive(
         logger.info("Using %s (already present and valid; no download)", archive)
         return sha256_of(archive)
     archive.parent.mkdir(parents=True, exist_ok=True)
+    if is_url(source):
+        return _fetch_url(source, archive, sha256, policy, verify)
+    path = local_path(source)
+    if path.resolve() == archive.resolve():
+        return _record_in_place(archive, source, sha256, verify)
+    part = archive.with_name(archive.name + ".part")
+    part.unlink(missing_ok=True)
+    _copy_local(path, part)
+    return _finish(part, archive, source, sha256, verify)
+
+
+def _record_in_place(archive: Path, source: str, sha256: str | None, verify: Verify) -> str:
+    """The user placed the archive where we keep it: check and record it, never rewrite it."""
+    verify(archive, source)
+    digest = sha256_of(archive)
+    if sha256 is not None and digest != sha256.lower():
+        raise DownloadError(f"checksum mismatch for {archive}: got {digest}")
+    _sidecar(archive).write_text(json.dumps({"source": source, "sha256": digest}))
+    return digest
+
+
+def _fetch_url(
+    url: str, archive: Path, sha256: str | None, policy: RetryPolicy, verify: Verify
+) -> str:
+    """Download ``url`` into ``<archive>.part`` (resuming one from the same URL), then finish."""
     part = archive.with_name(archive.name + ".part")
     part_source = archive.with_name(archive.name + ".part.source")
-    if not is_url(source):
-        path = local_path(source)
-        if path.resolve() == archive.resolve():
-            # The user placed the archive where we keep it: record it, never rewrite it.
-            verify(archive, source)
-            digest = sha256_of(archive)
-            if sha256 is not None and digest != sha256.lower():
-                raise DownloadError(f"checksum mismatch for {archive}: got {digest}")
-            _sidecar(archive).write_text(json.dumps({"source": source, "sha256": digest}))
-            return digest
-        part.unlink(missing_ok=True)
-        _copy_local(path, part)
-        return _finish(part, archive, source, sha256, verify)
-    if part.exists() and (not part_source.is_file() or part_source.read_text() != source):
+    if part.exists() and (not part_source.is_file() or part_source.read_text() != url):
         part.unlink()  # a partial file from another source cannot be resumed
-    part_source.write_text(source)
-    logger.info("Downloading %s", source)
+    part_source.write_text(url)
+    logger.info("Downloading %s", url)
     try:
-        _download(source, part, policy)
+        _download(url, part, policy)
     except DownloadError:
         if not part.exists():  # keep the source record only beside a resumable partial file
             part_source.unlink(missing_ok=True)
         raise
     try:
-        return _finish(part, archive, source, sha256, verify)
+        return _finish(part, archive, url, sha256, verify)
     finally:
         part_source.unlink(missing_ok=True)

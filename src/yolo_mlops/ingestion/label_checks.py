@@ -120,70 +120,70 @@ def format_warnings(path: Path) -> list[Problem]:
     ]
 
 
-def check_image(path: Path) -> tuple[int, int, list[Problem]]:  # noqa: PLR0911
+class _Unusable(Exception):
+    """Raised by the image steps below: the image is dropped for ``problem``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.problem = Problem(code, message)
+
+
+def check_image(path: Path) -> tuple[int, int, list[Problem]]:
     """Decode ``path`` fully; return (width, height) after EXIF orientation and the problems."""
     path = Path(path)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        return (
-            0,
-            0,
-            [
-                Problem(
-                    UNSUPPORTED_FORMAT, f"suffix {path.suffix!r} is not a supported image format"
-                )
-            ],
-        )
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        return 0, 0, [Problem(IMAGE_UNREADABLE, f"cannot read the file: {error}")]
-    size: tuple[int, int] | None = None
-    orientation = 1
-    pil_format = None
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise _Unusable(
+                UNSUPPORTED_FORMAT, f"suffix {path.suffix!r} is not a supported image format"
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise _Unusable(IMAGE_UNREADABLE, f"cannot read the file: {error}") from error
+        pil_format, size, orientation = _read_header(data, path.suffix)
+        width, height = _decode(data, pil_format, size)
+    except _Unusable as unusable:
+        return 0, 0, [unusable.problem]
+    if orientation in _TRANSPOSED_ORIENTATIONS:
+        width, height = height, width
+    if min(width, height) < MIN_SIDE_PX:
+        message = f"{width}x{height} px; each side must be >= {MIN_SIDE_PX} px"
+        return width, height, [Problem(IMAGE_TOO_SMALL, message)]
+    return width, height, []
+
+
+def _read_header(data: bytes, suffix: str) -> tuple[str | None, tuple[int, int] | None, int]:
+    """PIL's format name, header size and EXIF orientation (``None``, ``None``, 1 when PIL
+    cannot read a ``.dng``/``.pfm`` file, which OpenCV may still decode)."""
+    pil_format, size, orientation = None, None, 1
     try:
         with Image.open(io.BytesIO(data)) as image:
-            pil_format = image.format
-            size = image.size
+            pil_format, size = image.format, image.size
             orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1) or 1)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        if path.suffix.lower() not in {".dng", ".pfm"}:
-            return 0, 0, [Problem(IMAGE_CORRUPT, f"not a readable image: {error}")]
+        if suffix.lower() not in {".dng", ".pfm"}:
+            raise _Unusable(IMAGE_CORRUPT, f"not a readable image: {error}") from error
     if pil_format is not None and pil_format not in _PIL_FORMATS:
-        return (
-            0,
-            0,
-            [Problem(UNSUPPORTED_FORMAT, f"content is {pil_format}, not a supported format")],
-        )
+        raise _Unusable(UNSUPPORTED_FORMAT, f"content is {pil_format}, not a supported format")
+    return pil_format, size, orientation
+
+
+def _decode(data: bytes, pil_format: str | None, size: tuple[int, int] | None) -> tuple[int, int]:
+    """(width, height) of the fully decoded pixels, before EXIF orientation."""
     decoded = cv2.imdecode(
         np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     )
     if decoded is None:
-        return 0, 0, [Problem(IMAGE_CORRUPT, "OpenCV cannot decode the image data")]
+        raise _Unusable(IMAGE_CORRUPT, "OpenCV cannot decode the image data")
     height, width = decoded.shape[:2]
     if size is not None and size != (width, height):
-        return 0, 0, [Problem(IMAGE_CORRUPT, f"header size {size} but decoded {(width, height)}")]
+        raise _Unusable(IMAGE_CORRUPT, f"header size {size} but decoded {(width, height)}")
     is_jpeg = pil_format in {"JPEG", "MPO"} or (
         pil_format is None and image_format.sniff_format(data) == "jpeg"
     )
     if is_jpeg and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        return (
-            0,
-            0,
-            [Problem(IMAGE_TRUNCATED, "JPEG has no end-of-image marker (FF D9): truncated")],
-        )
-    if orientation in _TRANSPOSED_ORIENTATIONS:
-        width, height = height, width
-    if min(width, height) < MIN_SIDE_PX:
-        return (
-            width,
-            height,
-            [
-                Problem(
-                    IMAGE_TOO_SMALL, f"{width}x{height} px; each side must be >= {MIN_SIDE_PX} px"
-                )
-            ],
-        )
-    return width, height, []
+        raise _Unusable(IMAGE_TRUNCATED, "JPEG has no end-of-image marker (FF D9): truncated")
+    return width, height
 
 
 def _check_row(tokens: list[str], line: int, nc: int, tolerance: float) -> LabelRow:

@@ -2,16 +2,10 @@
 
 The checks themselves (:mod:`yolo_mlops.ingestion.label_checks`) run in a pool of ``workers``
 processes or threads on chunks of images; each image is checked once even when several splits
-share it (COCO128: train = val). The policy then decides what happens to each problem:
-
-- ``drop_row`` (default): drop the bad label row, keep the image.
-- ``drop_image``: drop the whole image (and its boxes) when any of its rows is bad.
-- ``clip``: rows whose only fault is a box leaving [0, 1] are clipped to it; other bad rows
-  are dropped.
-- ``fail``: raise on the first problem of any kind.
-
-Corrupt images and unreadable label files always drop the image. When the fraction of images
-with any problem exceeds ``max_invalid_fraction`` the run fails. Nothing on disk is modified.
+share it (COCO128: train = val). The policy (:mod:`yolo_mlops.ingestion.label_policy`) then
+decides what happens to each problem: ``drop_row`` (default), ``drop_image``, ``clip``, or
+``fail``, which raises on the first problem of any kind. When the fraction of images with any
+problem exceeds ``max_invalid_fraction`` the run fails. Nothing on disk is modified.
 """
 
 from __future__ import annotations
@@ -28,18 +22,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import cv2
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from yolo_mlops.ingestion import label_checks as lc
 from yolo_mlops.ingestion.dataset_yaml import DatasetSpec, label_path
+from yolo_mlops.ingestion.label_policy import Findings, Outcome, Policy, apply_policy
 from yolo_mlops.ingestion.report import summary_line
-from yolo_mlops.yolo.boxes import xywhn_to_xyxy
 
 logger = logging.getLogger(__name__)
 
-Policy = Literal["drop_row", "drop_image", "clip", "fail"]
 PROBLEM_COLUMNS = ["file", "line", "code", "message", "action"]
 LABEL_COLUMNS = [
     "split",
@@ -157,75 +149,27 @@ def find_orphans(images: set[Path]) -> list[Path]:
     return sorted(found - expected)
 
 
-@dataclass
-class _Outcome:
-    status: str  # labelled | background | corrupt | dropped
-    boxes: list[tuple[int, float, float, float, float]]
-    invalid: bool
-
-
-def _xyxy(values: tuple[float, ...]) -> tuple[float, float, float, float]:
-    """A label row ``(class, cx, cy, w, h)`` → normalised xyxy clipped to [0, 1]."""
-    box = np.clip(xywhn_to_xyxy(np.asarray(values[1:5], dtype=np.float64), 1.0, 1.0), 0.0, 1.0)
-    return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
-
-
-def _apply_policy(
-    sample: lc.SampleCheck,
-    policy: Policy,
-    records: list[dict],
-    dropped: Counter,
-    warnings: list[dict],
-) -> _Outcome:
-    def record(file: str, problem: lc.Problem, action: str) -> None:
-        records.append({"file": file, "line": problem.line, "code": problem.code,
-                        "message": problem.message, "action": action})  # fmt: skip
-
-    for warning in sample.image_warnings:
-        warnings.append({"file": sample.image_path, "line": warning.line, "code": warning.code,
-                         "message": warning.message, "action": "kept"})  # fmt: skip
-
-    if sample.image_problems or sample.label_problems:
-        for problem in sample.image_problems:
-            record(sample.image_path, problem, "image_dropped")
-        for problem in sample.label_problems:
-            record(sample.label_path, problem, "image_dropped")
-        dropped.update(p.code for p in sample.label_problems if not sample.image_problems)
-        return _Outcome("corrupt", [], True)
-    bad_rows = [row for row in sample.rows if row.problems]
-    if bad_rows and policy == "drop_image":
-        for row in bad_rows:
-            for problem in row.problems:
-                record(sample.label_path, problem, "image_dropped")
-        dropped.update(row.problems[0].code for row in bad_rows)
-        dropped["image_dropped"] += len(sample.rows) - len(bad_rows)
-        return _Outcome("dropped", [], True)
-    boxes = []
-    for row in sample.rows:
-        clippable = bool(row.problems) and all(
-            p.code == lc.COORDS_OUT_OF_RANGE for p in row.problems
-        )
-        if row.problems and not (policy == "clip" and clippable):
-            for problem in row.problems:
-                record(sample.label_path, problem, "row_dropped")
-            dropped[row.problems[0].code] += 1
-            continue
-        x1, y1, x2, y2 = _xyxy(row.values)  # type: ignore[arg-type]
-        if row.problems:  # clip policy on a coordinate problem
-            action = "clipped" if x2 > x1 and y2 > y1 else "row_dropped"
-            for problem in row.problems:
-                record(sample.label_path, problem, action)
-            if action == "row_dropped":
-                dropped[lc.COORDS_OUT_OF_RANGE] += 1
-                continue
-        boxes.append((int(row.values[0]), x1, y1, x2, y2))  # type: ignore[index]
-    return _Outcome("labelled" if boxes else "background", boxes, bool(bad_rows))
-
-
 def _portable(path: Path, base: Path | None) -> str:
     if base is not None and path.is_relative_to(base):
         return path.relative_to(base).as_posix()
     return path.as_posix()
+
+
+def _problem_rows(findings: Findings, path_base: Path | None) -> list[dict]:
+    """Problems, orphan labels, then warnings (PROBLEM_COLUMNS), with portable file paths."""
+    orphans = [
+        {
+            "file": orphan,
+            "line": 0,
+            "code": lc.ORPHAN_LABEL,
+            "message": "label file has no image",
+            "action": "ignored",
+        }
+        for orphan in findings.orphans
+    ]
+    for entry in (*findings.problems, *findings.warnings):
+        entry["file"] = _portable(Path(entry["file"]), path_base)
+    return [*findings.problems, *orphans, *findings.warnings]
 
 
 def _empty_split_warnings(splits: dict[str, dict[str, int]]) -> list[str]:
@@ -256,59 +200,82 @@ def validate_dataset(
         LabelValidationError: policy ``fail`` met a problem, or too many images are invalid.
     """
     unique = sorted({p for paths in spec.splits.values() for p in paths})
-    checks = dict(zip(unique, run_checks([str(p) for p in unique], spec.nc, config), strict=True))
-    records: list[dict] = []
-    warnings: list[dict] = []
-    dropped: Counter = Counter()
+    checks = run_checks([str(p) for p in unique], spec.nc, config)
+    findings = Findings()
     outcomes = {
-        path: _apply_policy(checks[path], config.policy, records, dropped, warnings)
-        for path in unique
+        path: apply_policy(check, config.policy, findings)
+        for path, check in zip(unique, checks, strict=True)
     }
-    orphans = find_orphans(set(unique))
-    problem_count = len(records)
-    for orphan in orphans:
-        records.append({"file": str(orphan), "line": 0, "code": lc.ORPHAN_LABEL,
-                        "message": "label file has no image", "action": "ignored"})  # fmt: skip
-    records.extend(warnings)
-    for entry in records:
-        entry["file"] = _portable(Path(entry["file"]), path_base)
+    findings.orphans = [_portable(p, path_base) for p in find_orphans(set(unique))]
+    records = _problem_rows(findings, path_base)
     problems = pd.DataFrame(records, columns=PROBLEM_COLUMNS)
-    if warnings:
+    if findings.warnings:
+        first = findings.warnings[0]
         logger.warning(
             "%d image(s) have a suffix that names another format (e.g. %s: %s); they are used",
-            len(warnings), warnings[0]["file"], warnings[0]["message"],
+            len(findings.warnings), first["file"], first["message"],
         )  # fmt: skip
+    reason = _failure_reason(config, outcomes, len(findings.problems), records)
+    if reason is not None:
+        summary = _failure_summary(reason, config, outcomes, findings)
+        raise LabelValidationError(reason, problems, summary)
+    clean, index = _clean_tables(spec, outcomes, path_base)
+    summary = _summary(spec, config, outcomes, findings)
+    logger.info(summary_line(summary))
+    return ValidationResult(clean, index, problems, summary)
+
+
+def _invalid(outcomes: dict[Path, Outcome]) -> tuple[int, float]:
+    """How many images have any problem, and their fraction of all images."""
     invalid = sum(o.invalid for o in outcomes.values())
-    fraction = invalid / len(unique) if unique else 0.0
-    reason = None
+    return invalid, invalid / len(outcomes) if outcomes else 0.0
+
+
+def _failure_reason(
+    config: ValidationConfig,
+    outcomes: dict[Path, Outcome],
+    problem_count: int,
+    records: list[dict],
+) -> str | None:
+    """Why the dataset fails the policy (``fail`` met a problem, too many invalid images)."""
+    invalid, fraction = _invalid(outcomes)
     if config.policy == "fail" and problem_count:
-        reason = (
+        return (
             f"{problem_count} label/image problem(s) with data_validation.policy=fail; first: "
             + "; ".join(f"{r['file']}:{r['line']} {r['code']}: {r['message']}" for r in records[:5])
         )
-    elif fraction > config.max_invalid_fraction:
-        reason = (
-            f"{invalid} of {len(unique)} images ({fraction:.1%}) have problems, above "
+    if fraction > config.max_invalid_fraction:
+        return (
+            f"{invalid} of {len(outcomes)} images ({fraction:.1%}) have problems, above "
             f"data_validation.max_invalid_fraction={config.max_invalid_fraction}"
         )
-    if reason is not None:
-        summary = {"status": "failed", "reason": reason, "images": len(unique),
-                   "invalid_images": invalid, "invalid_fraction": round(fraction, 6),
-                   "problems": problem_count, "policy": config.policy,
-                   "rows_dropped_by_code": dict(sorted(dropped.items()))}  # fmt: skip
-        raise LabelValidationError(reason, problems, summary)
+    return None
+
+
+def _failure_summary(
+    reason: str, config: ValidationConfig, outcomes: dict[Path, Outcome], findings: Findings
+) -> dict[str, Any]:
+    invalid, fraction = _invalid(outcomes)
+    return {"status": "failed", "reason": reason, "images": len(outcomes),
+            "invalid_images": invalid, "invalid_fraction": round(fraction, 6),
+            "problems": len(findings.problems), "policy": config.policy,
+            "rows_dropped_by_code": dict(sorted(findings.dropped.items()))}  # fmt: skip
+
+
+def _clean_tables(
+    spec: DatasetSpec, outcomes: dict[Path, Outcome], path_base: Path | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The clean labels (LABEL_COLUMNS, a row per box) and the image index (INDEX_COLUMNS)."""
     label_rows, index_rows = [], []
     for split, paths in spec.splits.items():
         for path in paths:
-            outcome, check = outcomes[path], checks[path]
-            if outcome.status not in {"labelled", "background"}:
+            outcome = outcomes[path]
+            if not outcome.kept:
                 continue
-            image = _portable(path, path_base)
-            index_rows.append(
-                (split, image, check.width, check.height, len(outcome.boxes), outcome.status)
-            )
+            image, size = _portable(path, path_base), (outcome.width, outcome.height)
+            index_rows.append((split, image, *size, len(outcome.boxes), outcome.status))
             label_rows.extend(
-                (split, image, check.width, check.height, c, spec.names[c], x1, y1, x2, y2)
+                (split, image, *size, c, spec.names[c], x1, y1, x2, y2)
                 for c, x1, y1, x2, y2 in outcome.boxes
             )
     clean = pd.DataFrame(label_rows, columns=LABEL_COLUMNS).astype(
@@ -325,31 +292,43 @@ def validate_dataset(
     index = pd.DataFrame(index_rows, columns=INDEX_COLUMNS).astype(
         {"width": "int32", "height": "int32", "instances": "int32"}
     )
+    return clean, index
+
+
+def _split_counts(spec: DatasetSpec, outcomes: dict[Path, Outcome]) -> dict[str, dict[str, int]]:
+    """Kept images and their boxes per split (an image in two splits counts in both)."""
+    counts = {}
+    for split, paths in spec.splits.items():
+        kept = [outcomes[path] for path in paths if outcomes[path].kept]
+        counts[split] = {"images": len(kept), "instances": sum(len(o.boxes) for o in kept)}
+    return counts
+
+
+def _summary(
+    spec: DatasetSpec,
+    config: ValidationConfig,
+    outcomes: dict[Path, Outcome],
+    findings: Findings,
+) -> dict[str, Any]:
+    """The validation summary (``validation_summary.json``): counts, drops, classes, splits."""
     per_class = Counter(c for o in outcomes.values() for c, *_ in o.boxes)
     statuses = Counter(o.status for o in outcomes.values())
-    summary = {
-        "images": len(unique),
+    splits = _split_counts(spec, outcomes)
+    return {
+        "images": len(outcomes),
         "labelled": statuses["labelled"],
         "backgrounds": statuses["background"],
         "corrupt": statuses["corrupt"],
         "dropped_images": statuses["dropped"],
         "instances": sum(per_class.values()),
-        "orphan_labels": len(orphans),
-        "orphan_label_files": [_portable(p, path_base) for p in orphans],
-        "rows_dropped_by_code": dict(sorted(dropped.items())),
+        "orphan_labels": len(findings.orphans),
+        "orphan_label_files": findings.orphans,
+        "rows_dropped_by_code": dict(sorted(findings.dropped.items())),
         "instances_per_class": {name: per_class.get(i, 0) for i, name in enumerate(spec.names)},
         "classes_present": len(per_class),
-        "invalid_fraction": round(fraction, 6),
+        "invalid_fraction": round(_invalid(outcomes)[1], 6),
         "policy": config.policy,
-        "splits": {
-            s: {
-                "images": int((index["split"] == s).sum()),
-                "instances": int((clean["split"] == s).sum()),
-            }
-            for s in spec.splits
-        },
+        "splits": splits,
+        "warnings": _empty_split_warnings(splits),
+        "extension_mismatches": len(findings.warnings),
     }
-    summary["warnings"] = _empty_split_warnings(summary["splits"])
-    summary["extension_mismatches"] = len(warnings)
-    logger.info(summary_line(summary))
-    return ValidationResult(clean, index, problems, summary)

@@ -28,6 +28,7 @@ from yolo_mlops.kubeflow.components import (
     LIGHTWEIGHT_RUN_ID_OUTPUT,
     RUN_ID_INPUT,
     RUN_NAME_INPUT,
+    TaskPlan,
     container_stage_component,
     lightweight_settings,
     lightweight_stage_component,
@@ -126,7 +127,7 @@ def sink_stages(groups: Sequence[StageGroup]) -> set[str]:
     """Names of the groups no other task waits for: they mark the MLflow run FINISHED.
 
     A group is fed when another group depends on it, and the first group also when a second
-    root takes the run id from it (see :func:`build_pipeline`). A one-group pipeline's only
+    root takes the run id from it (see :func:`_add_tasks`). A one-group pipeline's only
     task is its sink.
     """
     fed = {dependency for group in groups for dependency in group.dependencies}
@@ -216,66 +217,15 @@ def build_pipeline(
     """
     groups = group_stages(kedro_pipeline, options.stage_tags, options.group_by)
     preflight_check(groups, catalog)
-    defaults = parameter_defaults(parameters)
-    if options.mlflow_tracking_uri:
-        defaults["mlflow_tracking_uri"] = options.mlflow_tracking_uri
-    configured = configured_kedro_keys(parameters)
-    if not options.local and not defaults["mlflow_tracking_uri"]:
-        logger.warning(
-            "No MLflow tracking URI: each pod would use its own embedded store. Pass "
-            "--mlflow-tracking-uri (a server the pods reach) or set mlflow_tracking_uri per run."
-        )
+    defaults = _pipeline_defaults(parameters, options)
     for stage in (*options.resource_stages, *options.shm_stages):
         if stage not in {g.name for g in groups}:
             logger.info("Stage %r is not in this pipeline: its resource options are unused", stage)
-
-    sinks = sink_stages(groups)
+    plans = plan_tasks(groups, configured_kedro_keys(parameters))
 
     def pipeline_body(*values):
         arguments = dict(zip([p.name for p in PIPELINE_PARAMETERS], values, strict=True))
-        tasks: dict[str, dsl.PipelineTask] = {}
-        for index, group in enumerate(groups):
-            creates_run = index == 0
-            finishes_run = group.name in sinks
-            upstream = tasks[group.dependencies[0]] if group.dependencies else None
-            if not creates_run and upstream is None:
-                logger.info("Stage %r has no upstream: it joins the run of the first task", group)
-                upstream = tasks[groups[0].name]
-            names, overrides = task_parameters(group, configured)
-            link = {RUN_NAME_INPUT: dsl.PIPELINE_JOB_NAME_PLACEHOLDER} if creates_run else {}
-            if options.local:
-                component = lightweight_stage_component(group, options.image)
-                task = component(
-                    stage=group.name,
-                    nodes=",".join(group.nodes),
-                    project_dir=options.project_dir,
-                    env=options.env or "",
-                    settings=lightweight_settings(overrides, creates_run, finishes_run),
-                    run_id="" if creates_run else upstream.outputs[LIGHTWEIGHT_RUN_ID_OUTPUT],
-                    run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER if creates_run else "",
-                    **arguments,
-                )
-            else:
-                component = container_stage_component(
-                    group,
-                    image=options.image,
-                    parameter_names=names,
-                    overrides=overrides,
-                    env=options.env,
-                    creates_run=creates_run,
-                    finishes_run=finishes_run,
-                    project_dir=options.project_dir,
-                    extra_args=train_task_args(options) if group.name == "train" else (),
-                )
-                if not creates_run:
-                    link = {RUN_ID_INPUT: upstream.outputs[CONTAINER_RUN_ID_OUTPUT]}
-                task = component(**{n: arguments[n] for n in names}, **link)
-                _configure_container_task(task, group, options)
-            task.set_display_name(group.name)
-            task.set_caching_options(options.caching)
-            for dependency in group.dependencies[1:]:
-                task.after(tasks[dependency])
-            tasks[group.name] = task
+        _add_tasks(plans, arguments, options)
 
     pipeline_body.__signature__ = inspect.Signature(
         [
@@ -292,6 +242,92 @@ def build_pipeline(
     stages = " -> ".join(g.name for g in groups)
     pipeline_body.__doc__ = f"Kedro pipeline compiled by yolo_mlops.kubeflow: {stages}"
     return dsl.pipeline(name=name)(pipeline_body)
+
+
+def _add_tasks(plans: Sequence[TaskPlan], arguments: Mapping[str, Any], options: CompileOptions):
+    """Add a task per plan to the pipeline being built; each gets the run id from its first
+    upstream task (a root other than the first task: from the first task)."""
+    tasks: dict[str, dsl.PipelineTask] = {}
+    for plan in plans:
+        group = plan.group
+        upstream = tasks[group.dependencies[0]] if group.dependencies else None
+        if not plan.creates_run and upstream is None:
+            logger.info("Stage %r has no upstream: it joins the run of the first task", group)
+            upstream = tasks[plans[0].group.name]
+        task = _stage_task(plan, upstream, arguments, options)
+        task.set_display_name(group.name)
+        task.set_caching_options(options.caching)
+        for dependency in group.dependencies[1:]:
+            task.after(tasks[dependency])
+        tasks[group.name] = task
+
+
+def plan_tasks(groups: Sequence[StageGroup], configured: set[str]) -> list[TaskPlan]:
+    """One task per group: its parameters, and its part in the shared MLflow run (the first
+    task creates it, the sinks finish it)."""
+    sinks = sink_stages(groups)
+    plans = []
+    for index, group in enumerate(groups):
+        names, overrides = task_parameters(group, configured)
+        plans.append(
+            TaskPlan(
+                group,
+                tuple(names),
+                tuple(overrides),
+                creates_run=index == 0,
+                finishes_run=group.name in sinks,
+            )
+        )
+    return plans
+
+
+def _pipeline_defaults(parameters: Mapping[str, Any], options: CompileOptions) -> dict[str, Any]:
+    """The pipeline parameters' defaults; warns when the cluster pods would get no MLflow URI."""
+    defaults = parameter_defaults(parameters)
+    if options.mlflow_tracking_uri:
+        defaults["mlflow_tracking_uri"] = options.mlflow_tracking_uri
+    if not options.local and not defaults["mlflow_tracking_uri"]:
+        logger.warning(
+            "No MLflow tracking URI: each pod would use its own embedded store. Pass "
+            "--mlflow-tracking-uri (a server the pods reach) or set mlflow_tracking_uri per run."
+        )
+    return defaults
+
+
+def _stage_task(
+    plan: TaskPlan,
+    upstream: dsl.PipelineTask | None,
+    arguments: Mapping[str, Any],
+    options: CompileOptions,
+) -> dsl.PipelineTask:
+    """The task of ``plan`` in the pipeline being built; ``upstream`` hands it the run id."""
+    group = plan.group
+    if options.local:
+        component = lightweight_stage_component(group, options.image)
+        return component(
+            stage=group.name,
+            nodes=",".join(group.nodes),
+            project_dir=options.project_dir,
+            env=options.env or "",
+            settings=lightweight_settings(plan),
+            run_id="" if plan.creates_run else upstream.outputs[LIGHTWEIGHT_RUN_ID_OUTPUT],
+            run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER if plan.creates_run else "",
+            **arguments,
+        )
+    component = container_stage_component(
+        plan,
+        image=options.image,
+        env=options.env,
+        project_dir=options.project_dir,
+        extra_args=train_task_args(options) if group.name == "train" else (),
+    )
+    if plan.creates_run:
+        link = {RUN_NAME_INPUT: dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
+    else:
+        link = {RUN_ID_INPUT: upstream.outputs[CONTAINER_RUN_ID_OUTPUT]}
+    task = component(**{n: arguments[n] for n in plan.parameter_names}, **link)
+    _configure_container_task(task, group, options)
+    return task
 
 
 def compile_pipeline(

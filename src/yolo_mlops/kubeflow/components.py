@@ -17,7 +17,9 @@ The sink tasks (no downstream task) also mark that run FINISHED after their stag
 import copy
 import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from kfp import dsl
 from kfp.dsl.container_component_class import ContainerComponent
@@ -33,72 +35,96 @@ LIGHTWEIGHT_RUN_ID_OUTPUT = "Output"
 TASK_MODULE = "yolo_mlops.kubeflow.task"
 
 
+@dataclass(frozen=True)
+class TaskPlan:
+    """One stage's task in the compiled pipeline.
+
+    Attributes:
+        group: the stage group whose nodes the task runs.
+        parameter_names: the pipeline parameters the task takes as inputs.
+        overrides: those of them it passes on as ``--param kedro.key=VALUE`` (see
+            ``parameters.py``).
+        creates_run: the first task: it creates the shared MLflow run (input ``run_name``);
+            later tasks join it (input ``run_id``).
+        finishes_run: a sink task: it marks the run FINISHED after its stage succeeds.
+    """
+
+    group: StageGroup
+    parameter_names: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()
+    creates_run: bool = False
+    finishes_run: bool = False
+
+
 def container_stage_component(
-    group: StageGroup,
+    plan: TaskPlan,
     *,
     image: str,
-    parameter_names: Sequence[str],
-    overrides: Sequence[str],
     env: str | None,
-    creates_run: bool,
-    finishes_run: bool = False,
     project_dir: str = "/app",
     extra_args: Sequence[str] = (),
 ) -> ContainerComponent:
-    """A container component running ``group``'s nodes in ``image``.
+    """A container component running ``plan.group``'s nodes in ``image``.
 
-    Inputs: the pipeline parameters in ``parameter_names`` (typed as in the mapping; those in
-    ``overrides`` become ``--param kedro.key=VALUE``, see ``parameters.py``), then
+    Inputs: the pipeline parameters in ``plan.parameter_names`` (typed as in the mapping), then
     ``run_name`` (first task: name of the MLflow run it creates) or ``run_id`` (later tasks).
-    ``finishes_run`` (the sink tasks) adds ``--finish-run``: the task marks the run FINISHED
-    after its stage succeeds. ``extra_args`` are fixed task arguments (the train stage's
-    ``--param training.nproc=N`` and ``--trainjob``, see ``compiler.train_task_args``).
-    Output: ``run_id_out`` (string), the MLflow run id.
+    ``plan.finishes_run`` adds ``--finish-run``. ``extra_args`` are fixed task arguments (the
+    train stage's ``--param training.nproc=N`` and ``--trainjob``, see
+    ``compiler.train_task_args``). Output: ``run_id_out`` (string), the MLflow run id.
     """
-    names = list(parameter_names)
-    signature_params = [
-        inspect.Parameter(
-            name,
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            annotation=PARAMETERS_BY_NAME[name].type,
-        )
-        for name in names
-    ]
-    link_input = RUN_NAME_INPUT if creates_run else RUN_ID_INPUT
-    signature_params += [
-        inspect.Parameter(link_input, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str),
-        inspect.Parameter(
-            CONTAINER_RUN_ID_OUTPUT,
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            annotation=dsl.OutputPath(str),
-        ),
-    ]
+    group = plan.group
+    signature = _container_signature(plan)
+    fixed = ["--stage", group.name, "--nodes", ",".join(group.nodes), "--project-dir", project_dir]
+    fixed += ["--env", env] if env else []
 
     def body(*placeholders):
-        values = dict(zip([p.name for p in signature_params], placeholders, strict=True))
-        args = ["--stage", group.name, "--nodes", ",".join(group.nodes)]
-        args += ["--project-dir", project_dir]
-        if env:
-            args += ["--env", env]
-        for name in names:
-            parameter = PARAMETERS_BY_NAME[name]
-            if parameter.kedro_key and name in overrides:
-                args += ["--param", f"{parameter.kedro_key}={values[name]}"]
-            if parameter.env_var == "MLFLOW_TRACKING_URI":
-                args += ["--tracking-uri", values[name]]
-        if creates_run:
-            args += ["--create-run", "--run-name", values[RUN_NAME_INPUT]]
-        else:
-            args += ["--run-id", values[RUN_ID_INPUT]]
-        if finishes_run:
-            args += ["--finish-run"]
-        args += [*extra_args, "--run-id-output", values[CONTAINER_RUN_ID_OUTPUT]]
+        values = dict(zip(signature.parameters, placeholders, strict=True))
+        args = [*fixed, *_parameter_args(plan, values), *_run_args(plan, values), *extra_args]
+        args += ["--run-id-output", values[CONTAINER_RUN_ID_OUTPUT]]
         return dsl.ContainerSpec(image=image, command=["python", "-m", TASK_MODULE], args=args)
 
-    body.__signature__ = inspect.Signature(signature_params)
+    body.__signature__ = signature
     body.__name__ = group.task_name.replace("-", "_")
     body.__doc__ = f"Kedro stage {group.name!r}: kedro run --nodes {','.join(group.nodes)}"
     return dsl.container_component(body)
+
+
+def _container_signature(plan: TaskPlan) -> inspect.Signature:
+    """The component's inputs (parameters, then ``run_name``/``run_id``) and its output."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    inputs = [
+        inspect.Parameter(name, kind, annotation=PARAMETERS_BY_NAME[name].type)
+        for name in plan.parameter_names
+    ]
+    link_input = RUN_NAME_INPUT if plan.creates_run else RUN_ID_INPUT
+    return inspect.Signature(
+        [
+            *inputs,
+            inspect.Parameter(link_input, kind, annotation=str),
+            inspect.Parameter(CONTAINER_RUN_ID_OUTPUT, kind, annotation=dsl.OutputPath(str)),
+        ]
+    )
+
+
+def _parameter_args(plan: TaskPlan, values: Mapping[str, Any]) -> list[str]:
+    """``--param kedro.key=VALUE`` per override, ``--tracking-uri`` for the tracking URI."""
+    args = []
+    for name in plan.parameter_names:
+        parameter = PARAMETERS_BY_NAME[name]
+        if parameter.kedro_key and name in plan.overrides:
+            args += ["--param", f"{parameter.kedro_key}={values[name]}"]
+        if parameter.env_var == "MLFLOW_TRACKING_URI":
+            args += ["--tracking-uri", values[name]]
+    return args
+
+
+def _run_args(plan: TaskPlan, values: Mapping[str, Any]) -> list[str]:
+    """Create the shared run (first task) or join it; ``--finish-run`` for a sink."""
+    if plan.creates_run:
+        args = ["--create-run", "--run-name", values[RUN_NAME_INPUT]]
+    else:
+        args = ["--run-id", values[RUN_ID_INPUT]]
+    return [*args, "--finish-run"] if plan.finishes_run else args
 
 
 def kedro_stage(
@@ -127,21 +153,21 @@ def kedro_stage(
     arguments = dict(locals())
     import json as json_module
 
-    from yolo_mlops.kubeflow.task import run_stage
+    from yolo_mlops.kubeflow.task import SharedRun, Stage, run_stage
 
     spec = json_module.loads(settings)
-    return run_stage(
-        stage=stage,
-        nodes=nodes.split(","),
-        project_dir=project_dir,
-        env=env or None,
-        params={key: arguments[name] for name, key in spec["params"].items()},
-        run_id=run_id,
-        create_run=spec["create_run"],
-        finish_run=spec.get("finish_run", False),
-        tracking_uri=mlflow_tracking_uri,
-        run_name=run_name,
+    params = {key: arguments[name] for name, key in spec["params"].items()}
+    stage_run = Stage(
+        name=stage, nodes=nodes.split(","), project_dir=project_dir, env=env or None, params=params
     )
+    shared = SharedRun(
+        run_id=run_id,
+        create=spec["create_run"],
+        finish=spec.get("finish_run", False),
+        name=run_name,
+        tracking_uri=mlflow_tracking_uri,
+    )
+    return run_stage(stage_run, shared)
 
 
 _LIGHTWEIGHT = dsl.component(
@@ -160,13 +186,10 @@ def lightweight_stage_component(group: StageGroup, image: str) -> PythonComponen
     return component
 
 
-def lightweight_settings(
-    overrides: Sequence[str], creates_run: bool, finishes_run: bool = False
-) -> str:
-    """The ``settings`` JSON for :func:`kedro_stage` (``overrides``: parameter names;
-    ``finishes_run``: a sink task, which marks the run FINISHED after success)."""
-    params = {name: PARAMETERS_BY_NAME[name].kedro_key for name in overrides}
-    settings = {"params": params, "create_run": creates_run, "finish_run": finishes_run}
+def lightweight_settings(plan: TaskPlan) -> str:
+    """The ``settings`` JSON for :func:`kedro_stage` (see :class:`TaskPlan`)."""
+    params = {name: PARAMETERS_BY_NAME[name].kedro_key for name in plan.overrides}
+    settings = {"params": params, "create_run": plan.creates_run, "finish_run": plan.finishes_run}
     return json.dumps(settings, sort_keys=True)
 
 

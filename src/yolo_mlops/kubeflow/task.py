@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,50 @@ DATA_LAYERS = ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_mode
 
 class StageFailedError(RuntimeError):
     """``kedro run`` of a stage exited with a non-zero status."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage's ``kedro run``.
+
+    Attributes:
+        name: stage name (for logs and the run's tags).
+        nodes: Kedro node names to run.
+        project_dir: the Kedro project root (``/app`` in the image).
+        env: Kedro environment (``None``: Kedro's default).
+        params: ``{dotted.key: value}`` overrides; empty-string values are dropped (they mean
+            "keep the configured value").
+        trainjob: ``TrainJobOptions`` JSON (``--train-nodes`` > 1): exported as
+            ``$YOLO_MLOPS_TRAINJOB``, so the ``train_model`` node submits a Kubeflow TrainJob.
+    """
+
+    name: str
+    nodes: Sequence[str]
+    project_dir: str | Path = "."
+    env: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    trainjob: str = ""
+
+
+@dataclass(frozen=True)
+class SharedRun:
+    """The task's part in the MLflow run shared by the whole KFP execution.
+
+    Attributes:
+        run_id: the run to join ("" for none).
+        create: create the shared run when ``run_id`` is empty (the first task); see
+            :func:`start_shared_run`. It stays RUNNING after this stage succeeds.
+        finish: mark the run FINISHED after this stage succeeds (the sink tasks), unless a
+            failed task marked it FAILED. A failed stage always marks it FAILED.
+        name: name of the run when this task creates it (default ``kfp-<stage>``).
+        tracking_uri: MLflow tracking URI; sets ``MLFLOW_TRACKING_URI`` when not empty.
+    """
+
+    run_id: str = ""
+    create: bool = False
+    finish: bool = False
+    name: str = ""
+    tracking_uri: str = ""
 
 
 def kedro_run_command(
@@ -91,20 +136,16 @@ def _project_parameters(
         return dict(session.load_context().params)
 
 
-def _tracking_settings(
-    project_dir: Path, env: str | None, overrides: Mapping[str, Any]
-) -> TrackingParams:
-    """The project's ``tracking`` block for ``env`` plus ``overrides``."""
-    from yolo_mlops.params import parse_params
+def _tracking_settings(stage: Stage) -> TrackingParams:
+    """The project's ``tracking`` block for the stage's environment and overrides."""
+    from yolo_mlops.pipelines.params import parse_params
     from yolo_mlops.tracking.config import TrackingParams
 
-    params = _project_parameters(project_dir, env, overrides)
+    params = _project_parameters(Path(stage.project_dir), stage.env, stage.params)
     return parse_params(TrackingParams, params.get("tracking") or {}, "tracking")
 
 
-def start_shared_run(
-    project_dir: Path, env: str | None, overrides: Mapping[str, Any], run_name: str
-) -> str:
+def start_shared_run(stage: Stage, run_name: str) -> str:
     """Create the MLflow run shared by all tasks of this KFP execution; return its id.
 
     Goes through the tracking layer (this package never imports mlflow) with the project's
@@ -115,9 +156,11 @@ def start_shared_run(
     """
     from yolo_mlops.tracking import run as tracking_run
 
-    settings = _tracking_settings(project_dir, env, overrides)
-    tags = {"orchestrator": "kubeflow", "kubeflow.run_name": run_name, "kedro.env": str(env)}
-    run = tracking_run.start_or_join(settings, project_dir, run_name or "kubeflow", tags)
+    settings = _tracking_settings(stage)
+    tags = {"orchestrator": "kubeflow", "kubeflow.run_name": run_name, "kedro.env": str(stage.env)}
+    run = tracking_run.start_or_join(
+        settings, Path(stage.project_dir), run_name or "kubeflow", tags
+    )
     if run is None:
         return ""
     logger.info("Created MLflow run %s for this Kubeflow execution", run.run_id)
@@ -132,13 +175,7 @@ def release_shared_run() -> None:
     tracking_run.end(None)
 
 
-def end_shared_run(
-    run_id: str,
-    succeeded: bool,
-    project_dir: Path,
-    env: str | None,
-    overrides: Mapping[str, Any],
-) -> None:
+def end_shared_run(run_id: str, succeeded: bool, stage: Stage) -> None:
     """Mark the shared run FAILED, or FINISHED unless it is already FAILED. Never raises: a
     failure here (store down, broken configuration) is logged, so it cannot hide the stage's
     own result."""
@@ -146,78 +183,61 @@ def end_shared_run(
 
     status = "FINISHED" if succeeded else "FAILED"
     try:
-        settings = _tracking_settings(project_dir, env, overrides)
-        tracking_run.terminate(run_id, status, settings, project_dir)
+        settings = _tracking_settings(stage)
+        tracking_run.terminate(run_id, status, settings, Path(stage.project_dir))
     except Exception as error:
         logger.warning(
             "Could not mark MLflow run %s %s (%s: %s)", run_id, status, type(error).__name__, error
         )
 
 
-def run_stage(
-    *,
-    stage: str,
-    nodes: Sequence[str],
-    project_dir: str | Path = ".",
-    env: str | None = None,
-    params: Mapping[str, Any] | None = None,
-    run_id: str = "",
-    create_run: bool = False,
-    finish_run: bool = False,
-    tracking_uri: str = "",
-    run_name: str = "",
-    trainjob: str = "",
-) -> str:
+def run_stage(stage: Stage, run: SharedRun = SharedRun()) -> str:
     """Run one stage's nodes with ``kedro run`` and return the MLflow run id it logged into.
-
-    Args:
-        stage: stage name (for logs and the run's tags).
-        nodes: Kedro node names to run.
-        project_dir: the Kedro project root (``/app`` in the image).
-        env: Kedro environment.
-        params: ``{dotted.key: value}`` overrides; empty-string values are dropped (they mean
-            "keep the configured value").
-        run_id: MLflow run id to join ("" for none).
-        create_run: create the shared MLflow run when ``run_id`` is empty (the first task);
-            see :func:`start_shared_run`. It stays RUNNING after this stage succeeds.
-        finish_run: mark the run FINISHED after this stage succeeds (the sink tasks), unless a
-            failed task marked it FAILED. A failed stage always marks it FAILED.
-        tracking_uri: MLflow tracking URI; sets ``MLFLOW_TRACKING_URI`` when not empty.
-        run_name: name of the MLflow run when this task creates it.
-        trainjob: ``TrainJobOptions`` JSON (``--train-nodes`` > 1): exported as
-            ``$YOLO_MLOPS_TRAINJOB``, so the ``train_model`` node submits a Kubeflow TrainJob.
 
     Raises:
         StageFailedError: ``kedro run`` failed.
     """
-    project_dir = Path(project_dir).resolve()
+    stage = _prepared(stage)
+    if run.tracking_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = run.tracking_uri
+    owns_run = run.create and not run.run_id
+    run_id = start_shared_run(stage, run.name or f"kfp-{stage.name}") if owns_run else run.run_id
+    command = kedro_run_command(stage.nodes, stage.env, stage.params)
+    logger.info("Stage %r: %s (cwd %s)", stage.name, " ".join(command), stage.project_dir)
+    completed = subprocess.run(
+        command, cwd=stage.project_dir, env=_environment(stage, run_id), check=False
+    )
+    if owns_run:
+        release_shared_run()  # later tasks join it: it stays RUNNING
+    succeeded = completed.returncode == 0
+    if run_id and (run.finish or not succeeded):
+        end_shared_run(run_id, succeeded, stage)
+    if not succeeded:
+        raise StageFailedError(
+            f"stage {stage.name!r}: `{' '.join(command)}` exited with status {completed.returncode}"
+        )
+    return run_id
+
+
+def _prepared(stage: Stage) -> Stage:
+    """``stage`` with an absolute project folder holding the data layers, and the overrides
+    it passes on (empty values dropped, integers typed)."""
+    project_dir = Path(stage.project_dir).resolve()
     for layer in DATA_LAYERS:
         (project_dir / "data" / layer).mkdir(parents=True, exist_ok=True)
-    overrides = _typed({k: v for k, v in (params or {}).items() if v is not None and str(v) != ""})
-    if tracking_uri:
-        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-    owns_run = create_run and not run_id
-    if owns_run:
-        run_id = start_shared_run(project_dir, env, overrides, run_name or f"kfp-{stage}")
+    overrides = {k: v for k, v in stage.params.items() if v is not None and str(v) != ""}
+    return replace(stage, project_dir=project_dir, params=_typed(overrides))
+
+
+def _environment(stage: Stage, run_id: str) -> dict[str, str]:
+    """The ``kedro run`` process's environment: this one, plus the run to join and the job."""
     environment = dict(os.environ)
     environment.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     if run_id:
         environment["MLFLOW_RUN_ID"] = run_id
-    if trainjob:
-        environment[TRAINJOB_ENV] = trainjob
-    command = kedro_run_command(nodes, env, overrides)
-    logger.info("Stage %r: %s (cwd %s)", stage, " ".join(command), project_dir)
-    completed = subprocess.run(command, cwd=project_dir, env=environment, check=False)
-    if owns_run:
-        release_shared_run()  # later tasks join it: it stays RUNNING
-    succeeded = completed.returncode == 0
-    if run_id and (finish_run or not succeeded):
-        end_shared_run(run_id, succeeded, project_dir, env, overrides)
-    if not succeeded:
-        raise StageFailedError(
-            f"stage {stage!r}: `{' '.join(command)}` exited with status {completed.returncode}"
-        )
-    return run_id
+    if stage.trainjob:
+        environment[TRAINJOB_ENV] = stage.trainjob
+    return environment
 
 
 def _typed(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,20 +273,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the container tasks: ``python -m yolo_mlops.kubeflow.task ...``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = _parse_args(argv)
-    params = dict(item.split("=", 1) for item in args.param)
-    run_id = run_stage(
-        stage=args.stage,
+    stage = Stage(
+        name=args.stage,
         nodes=args.nodes.split(","),
         project_dir=args.project_dir,
         env=args.env or None,
-        params=params,
-        run_id=args.run_id,
-        create_run=args.create_run,
-        finish_run=args.finish_run,
-        tracking_uri=args.tracking_uri,
-        run_name=args.run_name,
+        params=dict(item.split("=", 1) for item in args.param),
         trainjob=args.trainjob,
     )
+    run = SharedRun(
+        run_id=args.run_id,
+        create=args.create_run,
+        finish=args.finish_run,
+        name=args.run_name,
+        tracking_uri=args.tracking_uri,
+    )
+    run_id = run_stage(stage, run)
     if args.run_id_output:
         output = Path(args.run_id_output)
         output.parent.mkdir(parents=True, exist_ok=True)

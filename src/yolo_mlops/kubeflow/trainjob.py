@@ -115,6 +115,31 @@ def build_manifest(
     }
     if resources := _resources(options):
         trainer["resourcesPerNode"] = resources
+    manifest = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "yolo-mlops"}},
+        "spec": {
+            "runtimeRef": {
+                "apiGroup": GROUP,
+                "kind": "ClusterTrainingRuntime",
+                "name": options.runtime,
+            },
+            "trainer": trainer,
+            "runtimePatches": [{"manager": "yolo-mlops", "trainingRuntimeSpec": _volumes(options)}],
+        },
+    }
+    from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
+
+    checked = TrainerV1alpha1TrainJob.from_dict(manifest)
+    if checked is None or checked.to_dict() != manifest:
+        raise ValueError(f"the Kubeflow Trainer SDK does not accept this TrainJob: {manifest}")
+    return manifest
+
+
+def _volumes(options: TrainJobOptions) -> dict[str, Any]:
+    """The runtime patch that mounts the data PVC and a memory-backed ``/dev/shm`` in the
+    node container of every pod."""
     shm = {"medium": "Memory"} | ({"sizeLimit": options.shm_size} if options.shm_size else {})
     pod = {
         "volumes": [
@@ -131,30 +156,8 @@ def build_manifest(
             }
         ],
     }
-    patch = {"replicatedJobs": [{"name": NODE_CONTAINER,
-                                 "template": {"spec": {"template": {"spec": pod}}}}]}  # fmt: skip
-    manifest = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "yolo-mlops"}},
-        "spec": {
-            "runtimeRef": {
-                "apiGroup": GROUP,
-                "kind": "ClusterTrainingRuntime",
-                "name": options.runtime,
-            },
-            "trainer": trainer,
-            "runtimePatches": [
-                {"manager": "yolo-mlops", "trainingRuntimeSpec": {"template": {"spec": patch}}}
-            ],
-        },
-    }
-    from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
-
-    checked = TrainerV1alpha1TrainJob.from_dict(manifest)
-    if checked is None or checked.to_dict() != manifest:
-        raise ValueError(f"the Kubeflow Trainer SDK does not accept this TrainJob: {manifest}")
-    return manifest
+    job = {"name": NODE_CONTAINER, "template": {"spec": {"template": {"spec": pod}}}}
+    return {"template": {"spec": {"replicatedJobs": [job]}}}
 
 
 def _namespace(options: TrainJobOptions) -> str:

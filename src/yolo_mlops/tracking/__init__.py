@@ -1,4 +1,4 @@
-"""The MLflow tracking layer: the only package (with ``hooks.py``) that imports mlflow.
+"""The MLflow tracking layer: the only package that imports mlflow.
 
 Public API used by nodes:
 

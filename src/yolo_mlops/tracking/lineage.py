@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import yaml
 
-from yolo_mlops.weights_cache import describe_weights
+from yolo_mlops.ingestion.weights_cache import describe_weights
 from yolo_mlops.yolo.io.weights import OFFICIAL_BASE_URL
 
 logger = logging.getLogger(__name__)

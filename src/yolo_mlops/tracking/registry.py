@@ -1,4 +1,4 @@
-"""Log the detector as a pyfunc model, register a version, and run the promotion gate.
+"""Log the detector as a pyfunc model, register a version, and apply the promotion gate.
 
 Registry review uses aliases and tags only (stages are deprecated in MLflow 3):
 
@@ -9,11 +9,9 @@ Registry review uses aliases and tags only (stages are deprecated in MLflow 3):
   ``git_commit``, ``base_weights.*``, ``training.precision`` (the run's, ``unknown`` for a run
   that did not train), and a model card as its description (:mod:`.model_card`,
   :mod:`.registry_review`);
-- the gate moves ``champion`` to the new version when its mAP50-95 clears the absolute floor
-  ``min_map50_95`` AND beats the current champion's by at least ``min_improvement`` (strictly
-  better when the margin is 0); with no champion yet, clearing the floor is enough. The decision
-  and its numbers are written as version tags (``promotion.*``), run tags and run metrics
-  (``verdict/*``).
+- the gate (:mod:`.promotion`) moves ``champion`` to the new version when its mAP50-95 clears
+  the floor and beats the current champion's by the margin. The decision and its numbers are
+  written as version tags (``promotion.*``), run tags and run metrics (``verdict/*``).
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import math
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,11 +32,18 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus, Metric
-from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
 import yolo_mlops
 from yolo_mlops.tracking import lineage, model_card, pyfunc_model, registry_review, reports
+from yolo_mlops.tracking.promotion import (
+    PromotionDecision,
+    PromotionPolicy,
+    champion_metrics,
+    current_champion,
+    decide_promotion,
+    read_metric,
+)
 from yolo_mlops.tracking.run import TrackedRun, using_tracking_uri
 
 logger = logging.getLogger(__name__)
@@ -56,60 +61,49 @@ ENTRY_FILE = Path(pyfunc_model.__file__).with_name("pyfunc_entry.py")
 
 
 @dataclass(frozen=True)
-class PromotionPolicy:
-    """``register.promotion``: when a challenger becomes champion."""
+class Registration:
+    """What to register and how: the ``register`` block as the registry needs it.
 
-    min_improvement: float = 0.0
-    min_map50_95: float = 0.0
+    Attributes:
+        model_name: the registered model's name (also the logged model's).
+        policy: the promotion gate's thresholds.
+        challenger_alias: the alias every new version gets.
+        champion_alias: the alias the gate moves to a version that clears it.
+        predict_defaults: defaults of the predict params ``conf``, ``iou``, ``max_det``.
+        serving_limits: the model's ``model_config`` (``max_pixels``, ``max_request_bytes``);
+            keys left out keep :data:`pyfunc_model.DEFAULT_SERVING_LIMITS`.
+    """
+
+    model_name: str
+    policy: PromotionPolicy = field(default_factory=PromotionPolicy)
+    challenger_alias: str = "challenger"
+    champion_alias: str = "champion"
+    predict_defaults: Mapping[str, Any] = field(default_factory=dict)
+    serving_limits: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class PromotionDecision:
-    """The gate's verdict and the numbers it was made on."""
+class _RunFacts:
+    """What the registration reads about the run that trained the model."""
 
-    promoted: bool
-    reason: str
-    challenger_map50_95: float
-    champion_map50_95: float | None
-    champion_version: str | None
-    min_improvement: float
-    min_map50_95: float
+    run_id: str
+    experiment_id: str
+    run_name: str
+    tags: Mapping[str, str]
+    params: Mapping[str, str]
+    dataset: model_card.DatasetFacts
+    dataset_sha: str | None
+    git_commit: str
+    precision: str  # the run's training.precision tag; unknown when the run did not train
 
 
-def decide_promotion(
-    challenger: float,
-    champion: float | None,
-    policy: PromotionPolicy,
-    champion_version: str | None = None,
-) -> PromotionDecision:
-    """Pure gate: promote iff floor cleared and (no champion, or improvement >= margin and > 0)."""
+@dataclass(frozen=True)
+class _LoggedVersion:
+    """The logged model and the registered version it became."""
 
-    def verdict(promoted: bool, reason: str) -> PromotionDecision:
-        return PromotionDecision(
-            promoted,
-            reason,
-            challenger,
-            champion,
-            champion_version,
-            policy.min_improvement,
-            policy.min_map50_95,
-        )
-
-    if not math.isfinite(challenger) or challenger < policy.min_map50_95:
-        return verdict(False, f"mAP50-95 {challenger:.4f} below floor {policy.min_map50_95:.4f}")
-    if champion is None:
-        return verdict(True, "no current champion with a mAP50-95 tag; floor cleared")
-    gain = challenger - champion
-    versus = f"mAP50-95 {challenger:.4f} vs champion v{champion_version}'s {champion:.4f}"
-    if gain > 0 and gain >= policy.min_improvement:
-        return verdict(True, f"{versus}: better by {gain:+.4f}")
-    if gain <= 0:
-        return verdict(False, f"{versus}: not strictly better ({gain:+.4f})")
-    return verdict(
-        False,
-        f"{versus}: better by {gain:+.4f}, less than the required margin "
-        f"{policy.min_improvement:.4f}",
-    )
+    model_id: str
+    model_uri: str
+    version: str
 
 
 def pinned_requirements() -> list[str]:
@@ -135,24 +129,6 @@ def example_input(size: int = 64) -> pd.DataFrame:
     return pd.DataFrame({pyfunc_model.IMAGE_COLUMN: [encoded.tobytes()]})
 
 
-def _metric(metrics: Mapping[str, Any], key: str) -> float:
-    try:
-        return float(metrics[key])
-    except (KeyError, TypeError, ValueError):
-        return float("nan")
-
-
-def _champion(client: MlflowClient, name: str, alias: str) -> tuple[str | None, float | None]:
-    try:
-        version = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None, None
-    try:
-        return str(version.version), float(version.tags["mAP50-95"])
-    except (KeyError, TypeError, ValueError):
-        return str(version.version), None
-
-
 def _write_inference_checkpoint(checkpoint: Mapping[str, Any], folder: Path) -> Path:
     """The checkpoint without trainer state (smaller; only what inference needs)."""
     from yolo_mlops.yolo.io.checkpoint import save_checkpoint
@@ -160,17 +136,6 @@ def _write_inference_checkpoint(checkpoint: Mapping[str, Any], folder: Path) -> 
     return save_checkpoint(
         folder / "model.pt", state_dict=checkpoint["state_dict"], config=checkpoint["config"]
     )
-
-
-def _champion_metrics(client: MlflowClient, name: str, version: str | None) -> dict[str, float]:
-    """The champion's headline metrics from its version tags (older versions: fewer)."""
-    if version is None:
-        return {}
-    try:
-        tags = client.get_model_version(name, version).tags
-    except MlflowException:
-        return {}
-    return {key: _metric(tags, key) for key, *_ in model_card.HEADLINE_METRICS if key in tags}
 
 
 def _ensure_eval_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, Any]) -> None:
@@ -191,159 +156,233 @@ def log_and_register(
     run: TrackedRun,
     checkpoint: Mapping[str, Any],
     metrics: Mapping[str, Any],
-    *,
-    model_name: str,
-    policy: PromotionPolicy,
-    challenger_alias: str = "challenger",
-    champion_alias: str = "champion",
-    predict_defaults: Mapping[str, Any] | None = None,
+    registration: Registration,
     project_path: Path | None = None,
-    serving_limits: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Log ``checkpoint`` as a pyfunc model in ``run``, register it, apply the gate.
 
-    The logged model is created in the run's own experiment, named ``model_name``, linked to
-    the run as its output and carries the run's step-0 metrics (the evaluation metrics). The
-    version gets a model card as its description (see :mod:`yolo_mlops.tracking.model_card`)
-    and the run the dataset as a dataset input.
+    The logged model is created in the run's own experiment, named after the registered model,
+    linked to the run as its output and carries the run's step-0 metrics (the evaluation
+    metrics). The version gets a model card as its description (see
+    :mod:`yolo_mlops.tracking.model_card`) and the run the dataset as a dataset input.
 
     Args:
         run: the pipeline's run (its store is also the registry).
         checkpoint: the checkpoint dict (``config`` + ``state_dict``; trainer state is dropped).
         metrics: evaluation metrics with ``mAP50`` and ``mAP50-95`` (fractions).
-        model_name: registered model name.
-        policy: promotion thresholds.
-        predict_defaults: defaults of the predict params ``conf``, ``iou``, ``max_det``.
+        registration: the model name, aliases, promotion thresholds and serving defaults.
         project_path: the Kedro project root (dataset manifest, validation summary); cwd if None.
-        serving_limits: the model's ``model_config`` (``max_pixels``, ``max_request_bytes``).
 
     Returns:
         The registration record (JSON-able): model name, version, URIs, aliases, decision.
     """
     project_path = Path(project_path or Path.cwd())
-    client = MlflowClient(tracking_uri=run.uri)
-    mlflow_run = client.get_run(run.run_id)
-    run_tags, run_params = mlflow_run.data.tags, mlflow_run.data.params
-    experiment_id = mlflow_run.info.experiment_id
-    dataset_sha = run_tags.get("data.archive_sha256") or lineage.dataset_sha256(project_path)
-    git_commit = run_tags.get("git.commit") or lineage.git_tags(project_path)["git.commit"]
-    trained_in = run_tags.get("training.precision", lineage.UNKNOWN)  # set when the run trained
-    map50, map50_95 = _metric(metrics, "mAP50"), _metric(metrics, "mAP50-95")
-    headline = {key: _metric(metrics, key) for key, *_ in model_card.HEADLINE_METRICS}
-    signature = pyfunc_model.model_signature(**dict(predict_defaults or {}))
+    client = run.client
+    facts = _read_run(client, run.run_id, project_path)
+    headline = {key: read_metric(metrics, key) for key, *_ in model_card.HEADLINE_METRICS}
 
     _ensure_eval_metrics(client, run.run_id, metrics)
-    # Created here, in the run's experiment: Model.log alone would create it in the fluent
-    # API's current experiment ("Default" when none is set), away from its run.
-    logged = client.create_logged_model(
-        experiment_id,
-        name=model_name,
-        source_run_id=run.run_id,
-        tags={"mAP50": str(map50), "mAP50-95": str(map50_95), "git_commit": git_commit},
-        model_type="object-detection",
-    )
-    with tempfile.TemporaryDirectory() as tmp, using_tracking_uri(run.uri):
-        ckpt_path = _write_inference_checkpoint(checkpoint, Path(tmp))
-        info = Model.log(
-            artifact_path=None,
-            name=model_name,
-            model_id=logged.model_id,
-            flavor=mlflow.pyfunc,
-            python_model=str(ENTRY_FILE),
-            artifacts={"checkpoint": str(ckpt_path)},
-            code_paths=[str(Path(yolo_mlops.__file__).parent)],
-            signature=signature,
-            model_config={**pyfunc_model.DEFAULT_SERVING_LIMITS, **dict(serving_limits or {})},
-            input_example=example_input(),
-            pip_requirements=pinned_requirements(),
-            registered_model_name=model_name,
-            run_id=run.run_id,
-        )
-    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
-    version = str(info.registered_model_version)
-    logger.info("MLflow: logged model %s, registered %s v%s", info.model_uri, model_name, version)
+    logged = _log_model(run, checkpoint, registration, facts, headline)
+    decision, champion = _gate(client, registration, headline["mAP50-95"])
+    tags = _version_tags(checkpoint, facts, headline, decision)
+    aliases = _tag_version(client, registration, logged.version, tags, decision.promoted)
 
-    champion_version, champion_value = _champion(client, model_name, champion_alias)
-    champion_metrics = _champion_metrics(client, model_name, champion_version)
-    decision = decide_promotion(map50_95, champion_value, policy, champion_version)
-    version_tags = {
-        **{key: value for key, value in headline.items() if math.isfinite(value)},
-        "mAP50": map50,
-        "mAP50-95": map50_95,
-        "dataset_sha256": dataset_sha or lineage.UNKNOWN,
-        "run_id": run.run_id,
-        "git_commit": git_commit,
-        **lineage.checkpoint_weights_tags(checkpoint),
-        "training.precision": trained_in,
-        "promotion.decision": "promoted" if decision.promoted else "not_promoted",
-        "promotion.reason": decision.reason,
-        "promotion.champion_version_before": champion_version or "none",
-        "promotion.champion_mAP50-95_before": champion_value,
-        "promotion.min_improvement": policy.min_improvement,
-        "promotion.min_map50_95": policy.min_map50_95,
-    }
-    for key, value in version_tags.items():
-        client.set_model_version_tag(model_name, version, key, str(value))
-    client.set_registered_model_alias(model_name, challenger_alias, version)
-    aliases = [challenger_alias]
-    if decision.promoted:
-        client.set_registered_model_alias(model_name, champion_alias, version)
-        aliases.append(champion_alias)
-
-    facts = registry_review.dataset_facts(project_path, run_tags)
-    registry_review.log_dataset_input(client, run.run_id, project_path, facts)
-    card = model_card.ModelCard(
-        model_name=model_name,
-        version=version,
-        run_id=run.run_id,
-        experiment_id=experiment_id,
-        run_name=mlflow_run.info.run_name or run.run_id,
-        metrics=headline,
-        promoted=decision.promoted,
-        reason=decision.reason,
-        champion_version=champion_version,
-        champion_metrics=champion_metrics,
-        challenger_alias=challenger_alias,
-        champion_alias=champion_alias,
-        dataset=facts,
-        base_weights=registry_review.base_weights(run_params, run_tags),
-        recipe=registry_review.recipe_line(run_params),
-        precision=trained_in,
-        git_commit=git_commit,
-        git_dirty=run_tags.get("git.dirty"),
-        logged_model_id=logged.model_id,
-    )
-    registry_review.describe(
-        client, card, min_map50_95=policy.min_map50_95, min_improvement=policy.min_improvement
-    )
-    transition = model_card.transition(card)
-    logger.info("MLflow: %s v%s: %s", model_name, version, transition)
-
-    client.set_tag(run.run_id, "registry.model_name", model_name)
-    client.set_tag(run.run_id, "registry.version", version)
-    client.set_tag(run.run_id, "promotion.decision", version_tags["promotion.decision"])
-    client.set_tag(run.run_id, "promotion.reason", decision.reason)
-    for key, value in (("challenger", map50_95), ("champion_before", champion_value)):
-        if value is not None and math.isfinite(value):
-            client.log_metric(run.run_id, f"{reports.GATE_PREFIX}/{key}_mAP50-95", value)
-
+    registry_review.log_dataset_input(client, run.run_id, project_path, facts.dataset)
+    card = _model_card(registration, facts, logged, decision, headline=headline, champion=champion)
+    transition = _describe(client, card, registration.policy)
+    _tag_run(client, card, decision)
     return {
         "status": "registered",
-        "model_name": model_name,
-        "version": version,
-        "model_uri": f"models:/{model_name}/{version}",
-        "logged_model_uri": info.model_uri,
+        "model_name": registration.model_name,
+        "version": logged.version,
+        "model_uri": f"models:/{registration.model_name}/{logged.version}",
+        "logged_model_uri": logged.model_uri,
         "logged_model_id": logged.model_id,
         "run_id": run.run_id,
-        "experiment_id": experiment_id,
+        "experiment_id": facts.experiment_id,
         "tracking_uri": run.uri,
         "aliases": aliases,
         "transition": transition,
         "metrics": {key: _finite(value) for key, value in headline.items()},
-        "dataset_sha256": dataset_sha,
-        "git_commit": git_commit,
-        "promotion": {k: _finite(v) for k, v in asdict(decision).items()},
+        "dataset_sha256": facts.dataset_sha,
+        "git_commit": facts.git_commit,
+        "promotion": {key: _finite(value) for key, value in asdict(decision).items()},
     }
+
+
+def _read_run(client: MlflowClient, run_id: str, project_path: Path) -> _RunFacts:
+    """The run's tags and params, with the project's dataset and git facts as fallbacks."""
+    mlflow_run = client.get_run(run_id)
+    tags, params = mlflow_run.data.tags, mlflow_run.data.params
+    return _RunFacts(
+        run_id=run_id,
+        experiment_id=mlflow_run.info.experiment_id,
+        run_name=mlflow_run.info.run_name or run_id,
+        tags=tags,
+        params=params,
+        dataset=registry_review.dataset_facts(project_path, tags),
+        dataset_sha=tags.get("data.archive_sha256") or lineage.dataset_sha256(project_path),
+        git_commit=tags.get("git.commit") or lineage.git_tags(project_path)["git.commit"],
+        precision=tags.get("training.precision", lineage.UNKNOWN),  # set when the run trained
+    )
+
+
+def _log_model(
+    run: TrackedRun,
+    checkpoint: Mapping[str, Any],
+    registration: Registration,
+    facts: _RunFacts,
+    headline: Mapping[str, float],
+) -> _LoggedVersion:
+    """Log the pyfunc model into the run's experiment and register it as a new version."""
+    client = run.client
+    name = registration.model_name
+    # Created here, in the run's experiment: Model.log alone would create it in the fluent
+    # API's current experiment ("Default" when none is set), away from its run.
+    logged = client.create_logged_model(
+        facts.experiment_id,
+        name=name,
+        source_run_id=run.run_id,
+        tags={
+            "mAP50": str(headline["mAP50"]),
+            "mAP50-95": str(headline["mAP50-95"]),
+            "git_commit": facts.git_commit,
+        },
+        model_type="object-detection",
+    )
+    with tempfile.TemporaryDirectory() as tmp, using_tracking_uri(run.uri):
+        info = Model.log(
+            artifact_path=None,
+            name=name,
+            model_id=logged.model_id,
+            flavor=mlflow.pyfunc,
+            python_model=str(ENTRY_FILE),
+            artifacts={"checkpoint": str(_write_inference_checkpoint(checkpoint, Path(tmp)))},
+            code_paths=[str(Path(yolo_mlops.__file__).parent)],
+            signature=pyfunc_model.model_signature(**dict(registration.predict_defaults)),
+            model_config={**pyfunc_model.DEFAULT_SERVING_LIMITS, **registration.serving_limits},
+            input_example=example_input(),
+            pip_requirements=pinned_requirements(),
+            registered_model_name=name,
+            run_id=run.run_id,
+        )
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    version = str(info.registered_model_version)
+    logger.info("MLflow: logged model %s, registered %s v%s", info.model_uri, name, version)
+    return _LoggedVersion(model_id=logged.model_id, model_uri=info.model_uri, version=version)
+
+
+def _gate(
+    client: MlflowClient, registration: Registration, challenger: float
+) -> tuple[PromotionDecision, dict[str, float]]:
+    """The gate's decision against the current champion, and the champion's headline metrics."""
+    name = registration.model_name
+    version, value = current_champion(client, name, registration.champion_alias)
+    decision = decide_promotion(challenger, value, registration.policy, version)
+    return decision, champion_metrics(client, name, version)
+
+
+def _version_tags(
+    checkpoint: Mapping[str, Any],
+    facts: _RunFacts,
+    headline: Mapping[str, float],
+    decision: PromotionDecision,
+) -> dict[str, Any]:
+    """The new version's tags: metrics, lineage, and the gate's decision with its numbers."""
+    return {
+        **{key: value for key, value in headline.items() if math.isfinite(value)},
+        "mAP50": headline["mAP50"],
+        "mAP50-95": headline["mAP50-95"],
+        "dataset_sha256": facts.dataset_sha or lineage.UNKNOWN,
+        "run_id": facts.run_id,
+        "git_commit": facts.git_commit,
+        **lineage.checkpoint_weights_tags(checkpoint),
+        "training.precision": facts.precision,
+        "promotion.decision": decision.label,
+        "promotion.reason": decision.reason,
+        "promotion.champion_version_before": decision.champion_version or "none",
+        "promotion.champion_mAP50-95_before": decision.champion_map50_95,
+        "promotion.min_improvement": decision.min_improvement,
+        "promotion.min_map50_95": decision.min_map50_95,
+    }
+
+
+def _tag_version(
+    client: MlflowClient,
+    registration: Registration,
+    version: str,
+    tags: Mapping[str, Any],
+    promoted: bool,
+) -> list[str]:
+    """Set the version's tags and the challenger alias (and champion, if promoted)."""
+    name = registration.model_name
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))
+    aliases = [registration.challenger_alias]
+    if promoted:
+        aliases.append(registration.champion_alias)
+    for alias in aliases:
+        client.set_registered_model_alias(name, alias, version)
+    return aliases
+
+
+def _model_card(
+    registration: Registration,
+    facts: _RunFacts,
+    logged: _LoggedVersion,
+    decision: PromotionDecision,
+    *,
+    headline: Mapping[str, float],
+    champion: Mapping[str, float],
+) -> model_card.ModelCard:
+    """The facts the version's description shows (``champion``: the champion's headline)."""
+    return model_card.ModelCard(
+        model_name=registration.model_name,
+        version=logged.version,
+        run_id=facts.run_id,
+        experiment_id=facts.experiment_id,
+        run_name=facts.run_name,
+        metrics=headline,
+        promoted=decision.promoted,
+        reason=decision.reason,
+        champion_version=decision.champion_version,
+        champion_metrics=champion,
+        challenger_alias=registration.challenger_alias,
+        champion_alias=registration.champion_alias,
+        dataset=facts.dataset,
+        base_weights=registry_review.base_weights(facts.params, facts.tags),
+        recipe=registry_review.recipe_line(facts.params),
+        precision=facts.precision,
+        git_commit=facts.git_commit,
+        git_dirty=facts.tags.get("git.dirty"),
+        logged_model_id=logged.model_id,
+    )
+
+
+def _describe(client: MlflowClient, card: model_card.ModelCard, policy: PromotionPolicy) -> str:
+    """Write the model card as the version's description; the transition in one line."""
+    registry_review.describe(
+        client, card, min_map50_95=policy.min_map50_95, min_improvement=policy.min_improvement
+    )
+    transition = model_card.transition(card)
+    logger.info("MLflow: %s v%s: %s", card.model_name, card.version, transition)
+    return transition
+
+
+def _tag_run(client: MlflowClient, card: model_card.ModelCard, decision: PromotionDecision) -> None:
+    """The registration and the gate's verdict on the run (tags and ``verdict/*`` metrics)."""
+    run_id = card.run_id
+    client.set_tag(run_id, "registry.model_name", card.model_name)
+    client.set_tag(run_id, "registry.version", card.version)
+    client.set_tag(run_id, "promotion.decision", decision.label)
+    client.set_tag(run_id, "promotion.reason", decision.reason)
+    gate_values = (
+        ("challenger", decision.challenger_map50_95),
+        ("champion_before", decision.champion_map50_95),
+    )
+    for key, value in gate_values:
+        if value is not None and math.isfinite(value):
+            client.log_metric(run_id, f"{reports.GATE_PREFIX}/{key}_mAP50-95", value)
 
 
 def _finite(value: Any) -> Any:

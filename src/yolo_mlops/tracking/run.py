@@ -18,8 +18,6 @@ import logging
 import os
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,10 +25,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
-from yolo_mlops.tracking import store_lock
+from yolo_mlops.tracking import store, store_lock
 from yolo_mlops.tracking.config import (
     RUN_ID_ENV,
     TRACKING_URI_ENV,
@@ -44,7 +42,6 @@ from yolo_mlops.tracking.params_flatten import sanitize_key
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-_BATCH = 100  # MLflow's log_batch limit for params and tags per call
 _PROBE_TIMEOUT_S = 2.0
 
 
@@ -89,28 +86,6 @@ class _ProcessState:
 _state = _ProcessState()
 
 
-def probe(uri: str, timeout_s: float) -> str | None:
-    """Check that the store answers. Returns ``None`` when it does, else the reason.
-
-    HTTP(S) servers: ``GET <uri>/health`` must answer 200 within ``timeout_s``. Other stores
-    (sqlite, databases): one ``search_experiments`` call (creates a new sqlite file).
-    """
-    if is_http(uri):
-        url = uri.rstrip("/") + "/health"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout_s) as response:
-                if response.status == 200:
-                    return None
-                return f"GET {url} answered HTTP {response.status}"
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            return f"GET {url} failed: {error}"
-    try:
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-    except Exception as error:
-        return f"tracking store {uri} failed: {type(error).__name__}: {error}"
-    return None
-
-
 def current() -> TrackedRun | None:
     """The run to log into, or ``None`` (tracking off, or no run anywhere).
 
@@ -145,7 +120,7 @@ def _safely(run: TrackedRun, what: str, call: Callable[[MlflowClient], T]) -> T 
     """Run one tracking call; on failure log a warning and return ``None`` (never raises)."""
     if run.broken:
         return None
-    if is_http(run.uri) and (reason := probe(run.uri, _PROBE_TIMEOUT_S)):
+    if is_http(run.uri) and (reason := store.probe(run.uri, _PROBE_TIMEOUT_S)):
         run.broken, run.broken_reason = True, f"{what}: {reason}"
         logger.warning(
             "MLflow: %s skipped, server unreachable (%s); tracking stops here", what, reason
@@ -157,19 +132,6 @@ def _safely(run: TrackedRun, what: str, call: Callable[[MlflowClient], T]) -> T 
         # Never raise once the pipeline runs: a tracking hiccup must not kill training.
         logger.warning("MLflow: %s failed (%s: %s); continuing", what, type(error).__name__, error)
         return None
-
-
-def _get_or_create_experiment(client: MlflowClient, name: str, location: str | None) -> str:
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except MlflowException:  # created concurrently by another process
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
 
 
 def _export_env(run: TrackedRun) -> None:
@@ -217,48 +179,58 @@ def start_or_join(
     Raises:
         TrackingUnavailableError: the store is unreachable and ``on_unreachable`` is ``fail``.
     """
-    import mlflow
-
     with _state.lock:
         _state.active, _state.disabled_reason = None, None
         if not params.enabled:
             _state.disabled_reason = "tracking.enabled is false"
             logger.info("MLflow tracking disabled (tracking.enabled: false)")
             return None
-        fluent = mlflow.active_run()
-        if fluent is not None:
-            uri, run_id = mlflow.get_tracking_uri(), fluent.info.run_id
-        else:
-            uri, run_id = resolve_tracking_uri(params, project_path), os.environ.get(RUN_ID_ENV)
+        uri, run_id = _run_to_join(params, project_path)
         with store_lock.creation_lock(uri):  # two runs must not create mlflow.db at once
-            reason = probe(uri, params.health_timeout_s)
+            reason = store.probe(uri, params.health_timeout_s)
         if reason:
             _unreachable(params, reason)
             return None
-        client = MlflowClient(tracking_uri=uri)
         try:
             if run_id:
-                client.get_run(run_id)  # must exist in this store
-                run = TrackedRun(uri, run_id, owned=False, on_unreachable=params.on_unreachable)
-                logger.info("MLflow: joining existing run %s at %s", run_id, uri)
+                run = _join(uri, run_id, params)
             else:
-                location = artifact_location(uri, params, project_path)
-                experiment_id = _get_or_create_experiment(
-                    client, resolve_experiment(params), location
-                )
-                created = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
-                run = TrackedRun(
-                    uri, created.info.run_id, owned=True, on_unreachable=params.on_unreachable
-                )
-                logger.info("MLflow: started run %s (%s) at %s", run.run_id, run_name, uri)
+                run = _create(uri, params, project_path, run_name=run_name, tags=tags)
         except MlflowException as error:
             _unreachable(params, f"{type(error).__name__}: {error}")
             return None
         if not run.owned and tags:
-            _safely(run, "set tags", lambda c: _log_batch(c, run.run_id, tags=tags))
+            _safely(run, "set tags", lambda c: store.log_batch(c, run.run_id, tags=tags))
         _export_env(run)
         _state.active = run
         return run
+
+
+def _run_to_join(params: TrackingParams, project_path: Path) -> tuple[str, str | None]:
+    """The store's URI and the id of the run to join (``None``: start one)."""
+    import mlflow
+
+    fluent = mlflow.active_run()
+    if fluent is not None:
+        return mlflow.get_tracking_uri(), fluent.info.run_id
+    return resolve_tracking_uri(params, project_path), os.environ.get(RUN_ID_ENV)
+
+
+def _join(uri: str, run_id: str, params: TrackingParams) -> TrackedRun:
+    MlflowClient(tracking_uri=uri).get_run(run_id)  # must exist in this store
+    logger.info("MLflow: joining existing run %s at %s", run_id, uri)
+    return TrackedRun(uri, run_id, owned=False, on_unreachable=params.on_unreachable)
+
+
+def _create(
+    uri: str, params: TrackingParams, project_path: Path, *, run_name: str, tags: Mapping[str, str]
+) -> TrackedRun:
+    client = MlflowClient(tracking_uri=uri)
+    location = artifact_location(uri, params, project_path)
+    experiment_id = store.experiment_id(client, resolve_experiment(params), location)
+    created = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+    logger.info("MLflow: started run %s (%s) at %s", created.info.run_id, run_name, uri)
+    return TrackedRun(uri, created.info.run_id, owned=True, on_unreachable=params.on_unreachable)
 
 
 def end(status: str | None = "FINISHED") -> None:
@@ -318,25 +290,6 @@ def terminate(run_id: str, status: str, params: TrackingParams, project_path: Pa
     return bool(_safely(run, f"mark run {run_id} {status}", call))
 
 
-def _log_batch(
-    client: MlflowClient,
-    run_id: str,
-    metrics: list[Metric] | None = None,
-    params: Mapping[str, str] | None = None,
-    tags: Mapping[str, str] | None = None,
-) -> None:
-    param_items = [Param(k, v) for k, v in (params or {}).items()]
-    tag_items = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-    metric_items = metrics or []
-    for start in range(0, max(len(param_items), len(tag_items), len(metric_items), 1), _BATCH):
-        client.log_batch(
-            run_id,
-            metrics=metric_items[start : start + _BATCH],
-            params=param_items[start : start + _BATCH],
-            tags=tag_items[start : start + _BATCH],
-        )
-
-
 def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
     """Log numeric values (non-numbers are skipped) to the current run; no-op without a run."""
     run = current()
@@ -351,7 +304,7 @@ def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
             continue
         items.append(Metric(sanitize_key(key), number, now, step or 0))
     if items:
-        _safely(run, "log metrics", lambda c: _log_batch(c, run.run_id, metrics=items))
+        _safely(run, "log metrics", lambda c: store.log_batch(c, run.run_id, metrics=items))
 
 
 def log_epoch(metrics: Mapping[str, Any], step: int) -> None:
@@ -377,7 +330,7 @@ def log_params(params: Mapping[str, str]) -> None:
                 "MLflow: params already on run %s keep their values: %s", run.run_id, changed
             )
         new = {k: v for k, v in params.items() if k not in existing}
-        _log_batch(client, run.run_id, params=new)
+        store.log_batch(client, run.run_id, params=new)
 
     _safely(run, "log params", call)
 
@@ -386,7 +339,7 @@ def set_tags(tags: Mapping[str, Any]) -> None:
     """Set run tags (values stringified); no-op without a run."""
     run = current()
     if run is not None and tags:
-        _safely(run, "set tags", lambda c: _log_batch(c, run.run_id, tags=tags))
+        _safely(run, "set tags", lambda c: store.log_batch(c, run.run_id, tags=tags))
 
 
 def log_artifact(path: Path, artifact_path: str | None = None) -> None:

@@ -17,10 +17,10 @@ from PIL import Image
 from tests.pipelines.preprocess.helpers import synthetic_cache
 from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset
 from yolo_mlops.ingestion.tables import dataset_tables
-from yolo_mlops.params import ParameterError
 from yolo_mlops.pipelines.evaluate import create_pipeline
 from yolo_mlops.pipelines.evaluate.nodes import evaluate_model
 from yolo_mlops.pipelines.evaluate.pipeline import OUTPUTS
+from yolo_mlops.pipelines.params import ParameterError
 from yolo_mlops.pipelines.preprocess.nodes import build_image_cache
 from yolo_mlops.yolo.io.checkpoint import make_config, read_checkpoint, save_checkpoint
 from yolo_mlops.yolo.model.network import build_model
@@ -180,7 +180,7 @@ def test_same_checkpoint_gives_same_metrics_run_to_run(cache, checkpoint_path):
 
 
 def test_default_size_is_the_training_size_and_uses_the_cache(cache, checkpoint_path, caplog):
-    with caplog.at_level(logging.INFO, logger="yolo_mlops.pipelines.evaluate.nodes"):
+    with caplog.at_level(logging.INFO, logger="yolo_mlops.pipelines.evaluate.evaluation"):
         evaluate_model(cache, {**PARAMS, "coco_eval": False}, read_checkpoint(checkpoint_path))
     assert f"evaluating at imgsz {IMGSZ} (training size) from cached images" in caplog.text
 
@@ -188,7 +188,7 @@ def test_default_size_is_the_training_size_and_uses_the_cache(cache, checkpoint_
 @pytest.mark.parametrize("rect", [True, False])
 def test_another_size_reads_the_original_images_in_one_run(cache, checkpoint_path, caplog, rect):
     parameters = {**PARAMS, "imgsz": 96, "rect": rect, "plot_images": 2}
-    with caplog.at_level(logging.INFO, logger="yolo_mlops.pipelines.evaluate.nodes"):
+    with caplog.at_level(logging.INFO, logger="yolo_mlops.pipelines.evaluate.evaluation"):
         outputs = evaluate_model(cache, parameters, read_checkpoint(checkpoint_path))
     assert "evaluating at imgsz 96 (evaluation.imgsz) from original images resized to 96" in (
         caplog.text

@@ -9,9 +9,9 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
-from yolo_mlops.params import ParameterError
 from yolo_mlops.pipelines.ingest import create_pipeline
 from yolo_mlops.pipelines.ingest.nodes import download_dataset, parse_dataset_yaml
+from yolo_mlops.pipelines.params import ParameterError
 
 
 @pytest.fixture

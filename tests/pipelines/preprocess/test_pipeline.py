@@ -15,7 +15,7 @@ from PIL import Image
 
 from tests.pipelines.preprocess.helpers import synthetic_tables
 from yolo_mlops.ingestion.tables import dataset_tables
-from yolo_mlops.params import ParameterError
+from yolo_mlops.pipelines.params import ParameterError
 from yolo_mlops.pipelines.preprocess import create_pipeline
 from yolo_mlops.pipelines.preprocess.nodes import build_image_cache
 from yolo_mlops.yolo.data import image_cache as image_cache_module
@@ -83,7 +83,7 @@ def test_bad_parameters_name_the_key(tmp_path):
 
 
 def test_conf_parameters_parse():
-    from yolo_mlops.params import parse_params
+    from yolo_mlops.pipelines.params import parse_params
     from yolo_mlops.pipelines.preprocess.nodes import PreprocessingParams
 
     for env in ("base", "ci"):

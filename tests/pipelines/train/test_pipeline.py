@@ -12,9 +12,9 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from tests.yolo.tiny_cache import make_tiny_cache
-from yolo_mlops.params import ParameterError, parse_params
+from yolo_mlops.pipelines.params import ParameterError, parse_params
+from yolo_mlops.pipelines.train import callbacks as epoch_callbacks
 from yolo_mlops.pipelines.train import create_pipeline
-from yolo_mlops.pipelines.train import nodes as training_nodes
 from yolo_mlops.pipelines.train.nodes import train_model
 from yolo_mlops.yolo.io.checkpoint import model_from_checkpoint
 from yolo_mlops.yolo.train.trainer import TrainConfig
@@ -67,22 +67,12 @@ def test_pipeline_writes_checkpoints_and_history_through_the_catalog(cache, tmp_
 def test_node_logs_each_epoch_through_the_tracking_layer(cache, tmp_path, monkeypatch):
     logged = []
     monkeypatch.setattr(
-        training_nodes, "tracking_callback", lambda: lambda e, r: logged.append((e, r))
+        epoch_callbacks, "tracking_callback", lambda: lambda e, r: logged.append((e, r))
     )
     best, last, history = train_model(cache, tiny_params(tmp_path), {"mosaic": 1.0})
     assert [epoch for epoch, _ in logged] == [1]
     assert len(history) == 1 and last["training"]["epoch"] == 0
     assert best["config"]["train_args"]["batch"] == 4
-
-
-def test_tracking_callback_uses_log_epoch_without_the_epoch_column(monkeypatch):
-    from yolo_mlops import tracking
-
-    calls = []
-    monkeypatch.setattr(tracking, "log_epoch", lambda metrics, step: calls.append((metrics, step)))
-    callback = training_nodes.tracking_callback()
-    callback(3, {"epoch": 3, "fitness": 0.5})
-    assert calls == [({"fitness": 0.5}, 3)]
 
 
 def test_node_rejects_unknown_parameters(cache, tmp_path):

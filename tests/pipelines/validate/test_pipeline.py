@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from yolo_mlops.ingestion.dataset_yaml import parse_dataset_yaml
 from yolo_mlops.ingestion.validation import LabelValidationError
-from yolo_mlops.params import ParameterError
+from yolo_mlops.pipelines.params import ParameterError
 from yolo_mlops.pipelines.validate import create_pipeline
 from yolo_mlops.pipelines.validate.nodes import split_per_class_counts, validate_labels
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from yolo_mlops.params import ParameterError, parse_params
+from yolo_mlops.pipelines.params import ParameterError, parse_params
 from yolo_mlops.yolo.data.augment import (
     AugmentConfig,
     apply_hsv,

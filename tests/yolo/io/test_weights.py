@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from yolo_mlops.params import parse_params
+from yolo_mlops.pipelines.params import parse_params
 from yolo_mlops.yolo.io.checkpoint import make_config, save_checkpoint
 from yolo_mlops.yolo.io.weights import (
     CLASS_BRANCH,

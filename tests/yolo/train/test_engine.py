@@ -9,8 +9,10 @@ from torch import nn
 from yolo_mlops.yolo.train.ema import ModelEMA
 from yolo_mlops.yolo.train.engine import (
     EpochStats,
+    LoopOptions,
     LoopState,
     NonFiniteLossError,
+    RunObjects,
     StepSchedule,
     optimizer_step,
     prepare_images,
@@ -52,62 +54,67 @@ def batches(n: int, size: int = 4):
     ]
 
 
-def setup(batch_size: int = 4, nbs: int = 8, warmup: int = 0, clip: float = 10.0):
+def setup(  # noqa: PLR0917
+    batch_size: int = 4,
+    nbs: int = 8,
+    warmup: int = 0,
+    clip: float = 10.0,
+    accumulate: int = 1,
+    ema: bool = False,
+) -> tuple[RunObjects, StepSchedule]:
     model = TinyDetector()
     optimizer = build_optimizer(model, OptimizerChoice("SGD", 0.1, 0.0, 0.0), 0.0)
-    build_scheduler(optimizer, LRFactor(2, 1.0))
+    scheduler = build_scheduler(optimizer, LRFactor(2, 1.0))
     schedule = StepSchedule(
         epochs=2, batches_per_epoch=4, batch_size=batch_size, nbs=nbs, warmup_iters=warmup,
         warmup_bias_lr=0.0, warmup_momentum=0.0, momentum=0.0, lr_factor=LRFactor(2, 1.0),
         clip_grad=clip,
     )  # fmt: skip
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    return model, optimizer, schedule, scaler
-
-
-def run(model, optimizer, schedule, scaler, state, loader, **kw):  # noqa: PLR0917
-    criterion = kw.pop("criterion", squared_loss)
-    return train_one_epoch(
-        model, criterion, loader, optimizer=optimizer, scaler=scaler, ema=kw.pop("ema", None),
-        epoch=0, schedule=schedule, state=state, device=torch.device("cpu"), progress=False, **kw,
+    objects = RunObjects(
+        model, ModelEMA(model) if ema else None, optimizer, scheduler, scaler,
+        LoopState(accumulate=accumulate),
     )  # fmt: skip
+    return objects, schedule
+
+
+def run(objects, schedule, loader, criterion=squared_loss, **options):
+    cpu, options = torch.device("cpu"), LoopOptions(progress=False, **options)
+    return train_one_epoch(objects.model, criterion, loader, objects, cpu, 0, schedule, options)
 
 
 def test_optimizer_steps_every_accumulate_batches():
-    model, optimizer, schedule, scaler = setup(nbs=8)
+    objects, schedule = setup(nbs=8, accumulate=2, ema=True)
     steps = []
-    original = optimizer.step
-    optimizer.step = lambda *a, **k: (steps.append(1), original(*a, **k))[1]
-    state = LoopState(accumulate=2)
-    ema = ModelEMA(model)
-    stats = run(model, optimizer, schedule, scaler, state, batches(4), ema=ema)
+    original = objects.optimizer.step
+    objects.optimizer.step = lambda *a, **k: (steps.append(1), original(*a, **k))[1]
+    stats = run(objects, schedule, batches(4))
     # iterations 0..3 with last_opt_step=-1: steps at 1 and 3
-    assert len(steps) == 2 and state.last_opt_step == 3 and ema.updates == 2
+    assert len(steps) == 2 and objects.loop.last_opt_step == 3 and objects.ema.updates == 2
     assert isinstance(stats, EpochStats) and stats.images == 16 and stats.instances == 2
 
 
 def test_accumulated_gradients_equal_one_big_batch():
     data = batches(2)
-    model_a, opt_a, schedule, scaler = setup(nbs=8)
-    run(model_a, opt_a, schedule, scaler, LoopState(accumulate=2), data)
-    model_b, opt_b, schedule_b, scaler_b = setup(batch_size=8, nbs=8)
+    small, schedule = setup(nbs=8, accumulate=2)
+    run(small, schedule, data)
+    big, schedule_b = setup(batch_size=8, nbs=8)
     schedule_b.batches_per_epoch = 1
-    big = [{k: torch.cat([d[k] for d in data]) for k in data[0]}]
-    run(model_b, opt_b, schedule_b, scaler_b, LoopState(accumulate=1), big)
-    torch.testing.assert_close(model_a.conv.weight, model_b.conv.weight, rtol=1e-5, atol=1e-6)
+    run(big, schedule_b, [{k: torch.cat([d[k] for d in data]) for k in data[0]}])
+    torch.testing.assert_close(small.model.conv.weight, big.model.conv.weight, rtol=1e-5, atol=1e-6)
 
 
 def test_warmup_sets_lr_and_accumulate_each_iteration():
-    model, optimizer, schedule, scaler = setup(nbs=8, warmup=100)
-    state = LoopState(accumulate=2)
-    stats = run(model, optimizer, schedule, scaler, state, batches(4))
+    objects, schedule = setup(nbs=8, warmup=100, accumulate=2)
+    stats = run(objects, schedule, batches(4))
     # at iteration 3 of 100: lr = 0.1 * 3/100 for weights, accumulate = round(1 + 3/100) = 1
     assert stats.lrs[1] == pytest.approx(0.003)
-    assert state.accumulate == 1 and state.last_opt_step == 3
+    assert objects.loop.accumulate == 1 and objects.loop.last_opt_step == 3
 
 
 def test_gradient_norm_is_clipped_before_the_step():
-    model, optimizer, _, scaler = setup(clip=1.0)
+    objects, _ = setup(clip=1.0)
+    model, optimizer = objects.model, objects.optimizer
     for p in model.parameters():
         p.grad = torch.full_like(p, 100.0)
     seen = []
@@ -120,13 +127,13 @@ def test_gradient_norm_is_clipped_before_the_step():
         return original(*args, **kwargs)
 
     optimizer.step = spy
-    optimizer_step(model, optimizer, scaler, None, clip_grad=1.0)
+    optimizer_step(model, optimizer, objects.scaler, None, clip_grad=1.0)
     assert float(seen[0]) == pytest.approx(1.0, rel=1e-4)
     assert all(p.grad is None for p in model.parameters())
 
 
 def test_non_finite_loss_raises_naming_epoch_and_step():
-    model, optimizer, schedule, scaler = setup()
+    objects, schedule = setup()
     calls = []
 
     def nan_on_third(maps, targets, batch_size):
@@ -137,23 +144,29 @@ def test_non_finite_loss_raises_naming_epoch_and_step():
         return total, parts
 
     with pytest.raises(NonFiniteLossError, match=r"epoch 1 \(0-based 0\), step 2") as info:
-        run(model, optimizer, schedule, scaler, LoopState(accumulate=1), batches(4),
-            criterion=nan_on_third)  # fmt: skip
+        run(objects, schedule, batches(4), criterion=nan_on_third)
     assert info.value.epoch == 0 and info.value.step == 2
 
 
 def test_batch_callbacks_see_every_step():
-    model, optimizer, schedule, scaler = setup()
+    objects, schedule = setup()
     seen = []
-    run(model, optimizer, schedule, scaler, LoopState(), batches(3),
-        callbacks=[lambda epoch, step: seen.append((epoch, step))])  # fmt: skip
+    run(objects, schedule, batches(3), callbacks=[lambda epoch, step: seen.append((epoch, step))])
     assert seen == [(0, 0), (0, 1), (0, 2)]
 
 
 def test_empty_loader_is_an_error():
-    model, optimizer, schedule, scaler = setup()
+    objects, schedule = setup()
     with pytest.raises(ValueError, match="no batches"):
-        run(model, optimizer, schedule, scaler, LoopState(), [])
+        run(objects, schedule, [])
+
+
+def test_autocast_starts_at_the_first_reduced_epoch():
+    options = LoopOptions(autocast_dtype=torch.bfloat16, first_reduced_epoch=2)
+    assert [options.autocast_for(epoch) for epoch in range(4)] == [
+        None, None, torch.bfloat16, torch.bfloat16,
+    ]  # fmt: skip
+    assert LoopOptions().autocast_for(5) is None
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

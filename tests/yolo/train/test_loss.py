@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.yolo.train.loss_reference import dense_detection_loss
 from yolo_mlops.yolo.train.loss import DetectionLoss
-from yolo_mlops.yolo.train.loss_reference import dense_detection_loss
 from yolo_mlops.yolo.train.loss_terms import dfl_loss, pad_targets, softplus_sum
 
 REG_MAX = 16

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from yolo_mlops.params import ParameterError, parse_params
+from yolo_mlops.pipelines.params import ParameterError, parse_params
 from yolo_mlops.yolo.train.config import TrainConfig
 from yolo_mlops.yolo.train.precision import (
     autocast_dtype,

@@ -1,4 +1,4 @@
-"""Run state helpers (yolo_mlops.yolo.train.state): seeding and deterministic mode."""
+"""Run state helpers (yolo_mlops.yolo.train.state): seeding, deterministic mode, the epoch line."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from yolo_mlops.yolo.model.network import build_model
 from yolo_mlops.yolo.train.loss import DetectionLoss
-from yolo_mlops.yolo.train.state import seed_everything
+from yolo_mlops.yolo.train.state import format_row, seed_everything
 
 TARGETS = torch.tensor([[0, 1, 4.0, 6.0, 40.0, 30.0], [1, 0, 10.0, 10.0, 60.0, 50.0]])
 
@@ -58,3 +58,24 @@ def test_skipping_the_fill_changes_no_gradient_bit(torch_determinism):
     for name, grad in filled.items():
         assert torch.isfinite(grad).all(), name
         assert torch.equal(grad, unfilled[name]), name
+
+
+ROW = {
+    "epoch": 2, "train/box_loss": 1.25, "train/cls_loss": 2.5, "train/dfl_loss": 0.75,
+    "metrics/precision": 0.5, "metrics/recall": 0.25, "metrics/mAP50": 0.125,
+    "metrics/mAP50-95": 0.0625, "fitness": 0.07, "time/epoch": 3.0, "time/data": 0.5,
+}  # fmt: skip
+
+
+def test_epoch_line_shows_precision_recall_and_map_of_a_validated_epoch():
+    line = format_row(ROW, epochs=5)
+    assert line == (
+        "epoch 2/5: loss box 1.2500 cls 2.5000 dfl 0.7500 | P 0.500 R 0.250 mAP50 0.1250 "
+        "mAP50-95 0.0625 | 3.0s (data 0.5s)"
+    )
+
+
+def test_epoch_line_without_validation_shows_no_metrics():
+    zeros = ROW | dict.fromkeys(("metrics/precision", "metrics/recall", "metrics/mAP50"), 0.0)
+    line = format_row(zeros, epochs=5, validated=False)
+    assert line == "epoch 2/5: loss box 1.2500 cls 2.5000 dfl 0.7500 | 3.0s (data 0.5s)"

@@ -211,6 +211,8 @@ def test_without_validation_best_is_the_final_ema_and_patience_is_ignored(cache,
     for key, tensor in last["state_dict"].items():
         assert torch.equal(best["state_dict"][key], tensor), key
     assert "best.pt will be the final EMA weights" in caplog.text
+    epoch_lines = [r.message for r in caplog.records if r.message.startswith("epoch ")]
+    assert len(epoch_lines) == 3 and not any("mAP50" in line for line in epoch_lines)
 
 
 def test_pretrained_checkpoint_with_other_class_count_transfers_matching_tensors(tmp_path):

@@ -13,7 +13,7 @@ from yolo_mlops.ingestion.dataset_yaml import shipped_yaml
 from yolo_mlops.ingestion.download import COCO128_URL, RetryPolicy
 from yolo_mlops.ingestion.ingest import ingest
 from yolo_mlops.ingestion.paths import portable, project_root, resolve
-from yolo_mlops.params import parse_params
+from yolo_mlops.pipelines.params import parse_params
 
 logger = logging.getLogger(__name__)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from yolo_mlops.ingestion.paths import project_root
-from yolo_mlops.params import parse_params
+from yolo_mlops.pipelines.params import parse_params
 from yolo_mlops.tracking import orphans, pyfunc_model, registry
 from yolo_mlops.tracking import run as tracking_run
 
@@ -49,6 +50,18 @@ class RegisterParams:
     serving: ServingLimits = field(default_factory=ServingLimits)
 
 
+def registration(settings: RegisterParams) -> registry.Registration:
+    """The ``register`` block as the registry takes it."""
+    return registry.Registration(
+        model_name=settings.model_name,
+        policy=settings.promotion,
+        challenger_alias=settings.challenger_alias,
+        champion_alias=settings.champion_alias,
+        predict_defaults=dataclasses.asdict(settings.predict),
+        serving_limits=dataclasses.asdict(settings.serving),
+    )
+
+
 def register_model(
     model_checkpoint: dict[str, Any], metrics: dict[str, Any], params: dict[str, Any]
 ) -> dict[str, Any]:
@@ -60,11 +73,10 @@ def register_model(
         params: the ``register`` parameter block.
 
     Returns:
-        The registration record for ``data/08_reporting/registration.json``. When the pipeline
-        runs untracked (store unreachable under ``tracking.on_unreachable: warn``, or tracking
-        disabled) nothing is registered and the record says ``status: skipped`` with the reason;
-        the checkpoint stays in ``data/06_models`` and ``kedro run --pipelines register`` can
-        register it later.
+        The registration record for ``data/08_reporting/registration.json``. Untracked (store
+        unreachable under ``tracking.on_unreachable: warn``, or tracking disabled) nothing is
+        registered and the record says ``status: skipped``; ``kedro run --pipelines register``
+        registers the checkpoint of ``data/06_models`` later.
     """
     settings = parse_params(RegisterParams, params, "register")
     run = tracking_run.current()
@@ -76,22 +88,7 @@ def register_model(
             reason,
         )
         return {"status": "skipped", "reason": reason, "model_name": settings.model_name}
+    trained_by = orphans.training_run(model_checkpoint, run)  # the run that trained the model
     return registry.log_and_register(
-        orphans.training_run(model_checkpoint, run),  # the run that trained the model
-        model_checkpoint,
-        metrics,
-        model_name=settings.model_name,
-        policy=settings.promotion,
-        challenger_alias=settings.challenger_alias,
-        champion_alias=settings.champion_alias,
-        predict_defaults={
-            "conf": settings.predict.conf,
-            "iou": settings.predict.iou,
-            "max_det": settings.predict.max_det,
-        },
-        project_path=project_root(),
-        serving_limits={
-            "max_pixels": settings.serving.max_pixels,
-            "max_request_bytes": settings.serving.max_request_bytes,
-        },
+        trained_by, model_checkpoint, metrics, registration(settings), project_root()
     )

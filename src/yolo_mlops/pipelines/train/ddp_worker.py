@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from yolo_mlops.params import parse_params
+from yolo_mlops.pipelines.params import parse_params
 from yolo_mlops.yolo.data.augment import AugmentConfig
 from yolo_mlops.yolo.data.image_cache import ImageCache
 from yolo_mlops.yolo.train.distributed import cleanup, init_distributed
@@ -36,28 +36,36 @@ def _block(path: str | None, key: str) -> dict[str, Any]:
     return dict(data.get(key, data))
 
 
-def main(argv: list[str] | None = None, callbacks: Sequence[EpochCallback] = ()) -> int:
-    """Parse the command line, train, return the exit status.
-
-    ``callbacks`` run after every epoch on rank 0 (e.g. the pipeline's MLflow logging).
-    """
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", required=True, help="image cache folder")
     parser.add_argument("--params", help="YAML with a `training` block")
     parser.add_argument("--augment", help="YAML with a `preprocessing.augment` block")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    return parser.parse_args(argv)
 
+
+def _configs(args: argparse.Namespace) -> tuple[TrainConfig, AugmentConfig | None]:
+    """The ``training`` block (with ``--set`` overrides) and the augmentation, parsed."""
     params = _block(args.params, "training")
     for item in args.set:
         key, _, value = item.partition("=")
         params[key] = yaml.safe_load(value)
     config = parse_params(TrainConfig, params, "training")
-    augment = None
-    if args.augment:
-        preprocessing = _block(args.augment, "preprocessing")
-        augment = parse_params(AugmentConfig, preprocessing.get("augment"), "preprocessing.augment")
+    if not args.augment:
+        return config, None
+    augment = _block(args.augment, "preprocessing").get("augment")
+    return config, parse_params(AugmentConfig, augment, "preprocessing.augment")
+
+
+def main(argv: list[str] | None = None, callbacks: Sequence[EpochCallback] = ()) -> int:
+    """Parse the command line, train, return the exit status.
+
+    ``callbacks`` run after every epoch on rank 0 (e.g. the pipeline's MLflow logging).
+    """
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    config, augment = _configs(args)
     info = init_distributed(select_device(config.device), timeout_s=config.dist_timeout_s)
     try:
         cache = ImageCache.open(args.cache)

@@ -3,17 +3,18 @@
 ``training.device`` may list GPUs (``0,1,2,3`` or ``cuda:0,1``, as Ultralytics writes it) and
 ``training.nproc`` asks for N processes on one device type (CPU processes talk gloo). When more
 than one process is asked for, the node does not train in its own process: it writes the
-resolved parameters next to the checkpoints and runs
+parameters each worker trains with next to the checkpoints and runs
 
     python -m torch.distributed.run <rendezvous> -m yolo_mlops.pipelines.train.worker \\
         --cache <image cache> --params P --augment P    # P = <save_dir>/launch_params.yml
 
-(:func:`worker_command`). Locally the rendezvous is one node on a free loopback port; a
-Kubeflow ``TrainJob`` (see :mod:`yolo_mlops.kubeflow.trainjob`) runs the same worker command in
-every pod, with the rendezvous taken from the ``PET_*`` variables the Trainer runtime sets. The
-workers inherit ``MLFLOW_RUN_ID``: rank 0 logs the per-epoch metrics into the pipeline's run.
-After the workers exit, the node reads ``best.pt``/``last.pt`` from ``save_dir`` and returns what
-single-process training returns.
+(:func:`worker_command`; :mod:`.torchrun` runs it and reports a failing rank). Locally the
+rendezvous is one node on a free loopback port; a Kubeflow ``TrainJob`` (see
+:mod:`yolo_mlops.kubeflow.trainjob`) runs the same worker command in every pod, with the
+rendezvous taken from the ``PET_*`` variables the Trainer runtime sets. The workers inherit
+``MLFLOW_RUN_ID``: rank 0 logs the per-epoch metrics into the pipeline's run. After the workers
+exit, the node reads ``best.pt``/``last.pt`` from ``save_dir`` and returns what single-process
+training returns.
 """
 
 from __future__ import annotations
@@ -21,39 +22,28 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import signal
 import socket
-import subprocess
 import sys
-import threading
-import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
 
+from yolo_mlops.pipelines.params import params_to_dict
+from yolo_mlops.pipelines.train.torchrun import DistributedTrainingError, run_torchrun
+from yolo_mlops.yolo.data.augment import AugmentConfig
 from yolo_mlops.yolo.train.loader_workers import available_cores
 from yolo_mlops.yolo.train.trainer import TrainConfig, TrainResult
 
 logger = logging.getLogger(__name__)
 
 WORKER_MODULE = "yolo_mlops.pipelines.train.worker"
-#: A worker that raises logs one line ``<marker> rank=<r> <Type>: <message>`` (see worker.py).
-FAILURE_MARKER = "YOLO_MLOPS_RANK_FAILED"
 #: JSON of :class:`yolo_mlops.kubeflow.trainjob.TrainJobOptions`, set by the Kubeflow train
 #: task: the node submits a TrainJob instead of running torchrun here.
 TRAINJOB_ENV = "YOLO_MLOPS_TRAINJOB"
 PARAMS_FILE = "launch_params.yml"
-_TAIL_LINES = 200
-
-
-class DistributedTrainingError(RuntimeError):
-    """The multi-process training failed (a rank raised, was killed, or timed out)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +90,36 @@ def gpu_ids(device: str) -> list[int] | None:
     return ids
 
 
+def _gpu_list_plan(config: TrainConfig, ids: list[int], nodes: int) -> LaunchPlan:
+    """One process per listed GPU, each seeing its own GPU as ``cuda``."""
+    if config.nproc not in (1, len(ids)):
+        raise ValueError(
+            f"training.nproc={config.nproc} but training.device={config.device!r} lists "
+            f"{len(ids)} GPUs: one process per listed GPU; leave training.nproc at 1"
+        )
+    return LaunchPlan(len(ids), "cuda", ",".join(map(str, ids)), nodes)
+
+
+def _one_gpu_plan(config: TrainConfig, gpu: int, nodes: int) -> LaunchPlan:
+    if config.nproc > 1:
+        raise ValueError(
+            f"training.nproc={config.nproc} with the single GPU training.device="
+            f"{config.device!r}: list the GPUs instead (training.device: 0,1)"
+        )
+    return LaunchPlan(1, f"cuda:{gpu}", None, nodes)
+
+
+def _shared_device_plan(config: TrainConfig, nodes: int) -> LaunchPlan:
+    """``training.nproc`` processes on one device type (cpu, cuda, auto)."""
+    if config.nproc > 1 and config.device.startswith(("mps", "cuda:")):
+        raise ValueError(
+            f"training.nproc={config.nproc} needs a device that several processes can "
+            f"share: set training.device to cpu, cuda or a GPU list (0,1), not "
+            f"{config.device!r}"
+        )
+    return LaunchPlan(config.nproc, config.device, None, nodes)
+
+
 def plan_launch(config: TrainConfig, nodes: int = 1) -> LaunchPlan:
     """The processes ``config`` asks for (see the module docstring).
 
@@ -108,27 +128,11 @@ def plan_launch(config: TrainConfig, nodes: int = 1) -> LaunchPlan:
     """
     ids = gpu_ids(config.device)
     if ids is not None and len(ids) > 1:
-        if config.nproc not in (1, len(ids)):
-            raise ValueError(
-                f"training.nproc={config.nproc} but training.device={config.device!r} lists "
-                f"{len(ids)} GPUs: one process per listed GPU; leave training.nproc at 1"
-            )
-        plan = LaunchPlan(len(ids), "cuda", ",".join(map(str, ids)), nodes)
+        plan = _gpu_list_plan(config, ids, nodes)
     elif ids is not None:
-        if config.nproc > 1:
-            raise ValueError(
-                f"training.nproc={config.nproc} with the single GPU training.device="
-                f"{config.device!r}: list the GPUs instead (training.device: 0,1)"
-            )
-        plan = LaunchPlan(1, f"cuda:{ids[0]}", None, nodes)
+        plan = _one_gpu_plan(config, ids[0], nodes)
     else:
-        if config.nproc > 1 and config.device.startswith(("mps", "cuda:")):
-            raise ValueError(
-                f"training.nproc={config.nproc} needs a device that several processes can "
-                f"share: set training.device to cpu, cuda or a GPU list (0,1), not "
-                f"{config.device!r}"
-            )
-        plan = LaunchPlan(config.nproc, config.device, None, nodes)
+        plan = _shared_device_plan(config, nodes)
     total = plan.processes * plan.nodes
     if total > config.batch:
         raise ValueError(
@@ -169,19 +173,14 @@ def local_rendezvous(processes: int, port: int) -> list[str]:
             "--master-addr=127.0.0.1", f"--master-port={port}"]  # fmt: skip
 
 
-def write_params(
-    save_dir: Path,
-    parameters: Mapping[str, Any],
-    preprocessing: Mapping[str, Any] | None,
-    plan: LaunchPlan,
-) -> Path:
-    """Write the workers' ``training`` and ``preprocessing`` blocks to ``save_dir``.
+def write_params(save_dir: Path, config: TrainConfig, augment: AugmentConfig) -> Path:
+    """Write the workers' ``training`` and ``preprocessing.augment`` blocks to ``save_dir``.
 
-    ``device`` becomes the plan's per-worker device and ``save_dir`` absolute (pods and
-    subprocesses may start in another directory).
+    ``config`` is what each worker trains with (the plan's per-worker device, the local weights
+    file); ``save_dir`` becomes absolute (pods and subprocesses may start in another directory).
     """
-    training = dict(parameters) | {"device": plan.device, "save_dir": str(save_dir)}
-    blocks = {"training": training, "preprocessing": dict(preprocessing or {})}
+    training = params_to_dict(config) | {"save_dir": str(save_dir)}
+    blocks = {"training": training, "preprocessing": {"augment": params_to_dict(augment)}}
     path = save_dir / PARAMS_FILE
     path.write_text(yaml.safe_dump(blocks, sort_keys=False))
     return path
@@ -211,112 +210,34 @@ def _worker_env(plan: LaunchPlan, config: TrainConfig) -> dict[str, str]:
     return env
 
 
-def _failure_message(returncode: int, tail: Sequence[str], failures: Sequence[str]) -> str:
-    """The failing rank's own message, else torchrun's account of how it died.
-
-    torchrun names the first rank that failed ("Root Cause"); the other ranks usually fail
-    after it with a connection error, so the root cause's own message wins, then its exit code
-    or signal (a killed worker logs nothing), then the first rank message seen.
-    """
-    text = "\n".join(tail)
-    root = text.rsplit("Root Cause", 1)[1] if "Root Cause" in text else ""
-    rank = re.search(r"rank\s*:\s*(\d+)", root)
-    by_rank = {m.group(1): line for line in failures if (m := re.match(r"rank=(\d+)", line))}
-    if rank and rank.group(1) in by_rank:
-        return by_rank[rank.group(1)]
-    if rank:
-        exitcode = re.search(r"exitcode\s*:\s*(-?\d+)", root)
-        what = f"rank {rank.group(1)} exited with code {exitcode.group(1) if exitcode else '?'}"
-        if signal_name := re.search(r"Signal \d+ \((\w+)\) received", root):
-            what += f" ({signal_name.group(1)})"
-        return what + (f"; then {failures[0]}" if failures else "")
-    if failures:
-        return failures[0]
-    last = [line for line in tail if line.strip()][-15:]
-    return f"torchrun exited with status {returncode}; last output:\n" + "\n".join(last)
+def _fresh_save_dir(config: TrainConfig) -> Path:
+    """``save_dir``, absolute and without an older run's checkpoints (unless resuming)."""
+    save_dir = Path(config.save_dir).resolve()
+    save_dir.mkdir(parents=True, exist_ok=True)
+    if not config.resume:
+        for stale in ("last.pt", "best.pt"):
+            (save_dir / stale).unlink(missing_ok=True)  # never return an older run's weights
+    return save_dir
 
 
-def _stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """Terminate torchrun and its workers (their own process group), then kill."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def run_torchrun(
-    command: Sequence[str], env: Mapping[str, str], timeout_s: float | None = None
+def _submit_trainjob(
+    options_json: str, cache_dir: Path, params_file: Path, plan: LaunchPlan
 ) -> None:
-    """Run ``command`` (torchrun), log its output line by line, raise if a rank fails.
+    """Run the workers as a Kubeflow TrainJob (``$YOLO_MLOPS_TRAINJOB``) and wait for it."""
+    from yolo_mlops.kubeflow.trainjob import TrainJobOptions, run_trainjob
 
-    Args:
-        command: the argv (see :func:`worker_command`).
-        env: the environment of torchrun and its workers.
-        timeout_s: wall-clock limit; torchrun and every worker are killed after it.
-
-    Raises:
-        DistributedTrainingError: a rank raised (its message), died (its exit code or signal)
-            or the run passed ``timeout_s``.
-    """
-    logger.info("launching: %s", " ".join(command))
-    process = subprocess.Popen(
-        list(command), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, bufsize=1, start_new_session=True,
-    )  # fmt: skip
-    tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    failures: list[str] = []
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for raw in process.stdout:
-            line = raw.rstrip()
-            tail.append(line)
-            if FAILURE_MARKER in line:
-                failures.append(line.split(FAILURE_MARKER, 1)[1].strip())
-            logger.info("[torchrun] %s", line)
-
-    reader = threading.Thread(target=pump, name="torchrun-output", daemon=True)
-    reader.start()
-    started = time.monotonic()
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _stop(process)
-        reader.join(timeout=5)
-        raise DistributedTrainingError(
-            f"multi-process training passed its {timeout_s:.0f} s limit and was killed; "
-            "last output:\n" + "\n".join(list(tail)[-15:])
-        ) from None
-    except BaseException:  # KeyboardInterrupt: do not leave workers behind
-        _stop(process)
-        raise
-    reader.join(timeout=5)
-    if process.returncode != 0:
-        raise DistributedTrainingError(
-            "multi-process training failed: "
-            + _failure_message(process.returncode, list(tail), failures)
-        )
-    logger.info("torchrun finished in %.1f s", time.monotonic() - started)
+    options = TrainJobOptions(**json.loads(options_json))
+    command = worker_command(cache_dir, params_file, python="python", worker_module=WORKER_MODULE)
+    run_trainjob(options, command, job_env_from(os.environ), plan.processes)
 
 
 def train_distributed(
-    config: TrainConfig,
-    parameters: Mapping[str, Any],
-    preprocessing: Mapping[str, Any] | None,
-    cache_dir: str | Path | None,
-    plan: LaunchPlan,
-    *,
-    timeout_s: float | None = None,
-    worker_module: str | None = None,
+    config: TrainConfig, augment: AugmentConfig, cache_dir: str | Path | None, plan: LaunchPlan
 ) -> TrainResult:
     """Train with ``plan.processes`` torchrun workers here, or submit a Kubeflow TrainJob when
     ``$YOLO_MLOPS_TRAINJOB`` is set; return the result read from ``save_dir``.
+
+    ``config`` is what each worker trains with (see :func:`write_params`).
 
     Raises:
         ValueError: the image cache has no folder (an in-memory cache cannot be shared).
@@ -324,26 +245,16 @@ def train_distributed(
     """
     if cache_dir is None:
         raise ValueError("multi-process training needs an image cache on disk (image_cache.path)")
-    save_dir = Path(config.save_dir).resolve()
-    save_dir.mkdir(parents=True, exist_ok=True)
-    if not config.resume:
-        for stale in ("last.pt", "best.pt"):
-            (save_dir / stale).unlink(missing_ok=True)  # never return an older run's weights
-    params_file = write_params(save_dir, parameters, preprocessing, plan)
-    worker_module = worker_module or WORKER_MODULE
+    save_dir = _fresh_save_dir(config)
+    params_file = write_params(save_dir, config, augment)
     cache_dir = Path(cache_dir).resolve()
     trainjob = os.environ.get(TRAINJOB_ENV)
     if trainjob:
-        from yolo_mlops.kubeflow.trainjob import TrainJobOptions, run_trainjob
-
-        options = TrainJobOptions(**json.loads(trainjob))
-        command = worker_command(cache_dir, params_file, python="python",
-                                 worker_module=worker_module)  # fmt: skip
-        run_trainjob(options, command, job_env_from(os.environ), plan.processes)
+        _submit_trainjob(trainjob, cache_dir, params_file, plan)
     else:
         rendezvous = local_rendezvous(plan.processes, free_port())
-        command = worker_command(cache_dir, params_file, rendezvous, worker_module=worker_module)
-        run_torchrun(command, _worker_env(plan, config), timeout_s)
+        command = worker_command(cache_dir, params_file, rendezvous, worker_module=WORKER_MODULE)
+        run_torchrun(command, _worker_env(plan, config))
     return read_result(save_dir, config.epochs)
 
 

@@ -17,8 +17,8 @@ import sys
 from collections.abc import Sequence
 
 from yolo_mlops.pipelines.train import ddp_worker
-from yolo_mlops.pipelines.train.launch import FAILURE_MARKER
-from yolo_mlops.pipelines.train.nodes import tracking_callback
+from yolo_mlops.pipelines.train.callbacks import tracking_callback
+from yolo_mlops.pipelines.train.torchrun import FAILURE_MARKER
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from yolo_mlops.ingestion.dataset_yaml import DatasetSpec
 from yolo_mlops.ingestion.paths import project_root
 from yolo_mlops.ingestion.report import class_distribution_figure
 from yolo_mlops.ingestion.validation import LabelValidationError, ValidationConfig, validate_dataset
-from yolo_mlops.params import parse_params
+from yolo_mlops.pipelines.params import parse_params
 
 # The parameter block is ValidationConfig itself (policy, tolerance, max_invalid_fraction,
 # workers, executor, progress); see conf/base/parameters_data_validation.yml.
@@ -44,6 +44,13 @@ def split_per_class_counts(summary: Mapping[str, Any]) -> tuple[dict[str, Any], 
     return rest, table
 
 
+def _class_figure(spec: DatasetSpec, summary: Mapping[str, Any]) -> Figure:
+    """``class_distribution.png``: instances per class, titled with how many classes occur."""
+    present = f"{summary['classes_present']} of {spec.nc} classes present"
+    title = f"{spec.name}: instances per class ({present})"
+    return class_distribution_figure(summary[PER_CLASS_KEY], title=title)
+
+
 def validate_labels(
     dataset_spec: Mapping[str, Any], params: Mapping[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame, Figure]:
@@ -57,7 +64,7 @@ def validate_labels(
 
     Raises:
         LabelValidationError: the policy stops the run; it carries the problem table and a summary,
-            which :class:`yolo_mlops.validation_report.ValidationReportHook` saves as
+            which :class:`yolo_mlops.hooks.validation_report.ValidationReportHook` saves as
             ``label_problems`` and ``validation_summary`` before the run ends.
     """
     config = parse_params(DataValidationParams, params, "data_validation")
@@ -72,10 +79,6 @@ def validate_labels(
             error.problems,
             error.summary,
         ) from error
-    figure = class_distribution_figure(
-        result.summary[PER_CLASS_KEY],
-        title=f"{spec.name}: instances per class "
-        f"({result.summary['classes_present']} of {spec.nc} classes present)",
-    )
     summary, per_class = split_per_class_counts(result.summary)
+    figure = _class_figure(spec, result.summary)
     return result.clean_labels, result.image_index, result.problems, summary, per_class, figure

@@ -88,10 +88,11 @@ def _image_path(loader: Any, batch: Mapping[str, Any], position: int, image_id: 
 
 
 @torch.inference_mode()
-def evaluate(  # noqa: PLR0917 - callers pass these positionally
+def evaluate(
     model: nn.Module,
     loader: Iterable[Mapping[str, Any]],
     names: list[str],
+    *,
     conf: float = 0.001,
     iou: float = 0.7,
     max_det: int = 300,
@@ -119,27 +120,12 @@ def evaluate(  # noqa: PLR0917 - callers pass these positionally
     Returns:
         An :class:`EvalResult`; boxes in original image pixels.
     """
-    was_training = model.training
-    model.eval()
-    collector = _Collector(loader, list(names), metric_rules(protocol))
-    seconds = dict.fromkeys(TIMING_KEYS, 0.0)
-    try:
-        for batch in tqdm(loader, desc="evaluate", leave=False, disable=None):
-            detections = detect(
-                model,
-                batch["images"],
-                conf=conf,
-                iou=iou,
-                max_det=max_det,
-                multi_label=multi_label and len(names) > 1,
-                num_classes=len(names),
-                times=seconds,
-            )
-            collector.add_batch(batch, detections)
-    finally:
-        model.train(was_training)
-
-    metrics, per_class, curves = collector.stats.compute(list(names))
+    names = list(names)
+    collector = _Collector(loader, names, metric_rules(protocol))
+    nms = {"conf": conf, "iou": iou, "max_det": max_det, "num_classes": len(names)}
+    nms["multi_label"] = multi_label and len(names) > 1  # one class: one candidate per anchor
+    seconds = _predict(model, loader, collector, nms)
+    metrics, per_class, curves = collector.stats.compute(names)
     seen = max(collector.stats.images_seen, 1)
     speed = {key: 1000 * value / seen for key, value in seconds.items()}
     table = per_class if verbose else per_class.iloc[:1]
@@ -157,8 +143,23 @@ def evaluate(  # noqa: PLR0917 - callers pass these positionally
         ground_truth=collector.ground_truth(),
         images=collector.images(),
         speed=speed,
-        names=list(names),
+        names=names,
     )
+
+
+def _predict(
+    model: nn.Module, loader: Iterable[Mapping[str, Any]], collector: _Collector, nms: dict
+) -> dict[str, float]:
+    """Detect on every batch in eval mode (restored after) into ``collector``; seconds by phase."""
+    was_training = model.training
+    model.eval()
+    seconds = dict.fromkeys(TIMING_KEYS, 0.0)
+    try:
+        for batch in tqdm(loader, desc="evaluate", leave=False, disable=None):
+            collector.add_batch(batch, detect(model, batch["images"], **nms, times=seconds))
+    finally:
+        model.train(was_training)
+    return seconds
 
 
 def _class_name(names: list[str], class_id: int) -> str:

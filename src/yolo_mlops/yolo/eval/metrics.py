@@ -29,6 +29,8 @@ from yolo_mlops.yolo.boxes import box_iou
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # 0.50, 0.55, ..., 0.95
 CURVE_POINTS = 1000  # confidences / recalls at which curves are sampled
 _EPS = 1e-16
+#: ``compute(recall [n], precision [n]) -> (ap, envelope precision, recall)`` of one PR curve.
+APRule = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]]
 
 
 def match_predictions(
@@ -59,11 +61,9 @@ def match_predictions(
         return correct
     iou = np.asarray(iou, dtype=np.float64) * (true_classes[:, None] == pred_classes[None, :])
     for t, threshold in enumerate(thresholds):
-        gt_index, pred_index = np.nonzero(iou >= threshold)
+        gt_index, pred_index = _by_iou(iou, *np.nonzero(iou >= threshold))
         if gt_index.size == 0:
             continue
-        order = np.argsort(-iou[gt_index, pred_index], kind="stable")
-        gt_index, pred_index = gt_index[order], pred_index[order]
         # np.unique keeps the first (highest-IoU) pair per prediction, sorted by pred index
         _, keep = np.unique(pred_index, return_index=True)
         gt_index, pred_index = gt_index[keep], pred_index[keep]
@@ -71,6 +71,14 @@ def match_predictions(
         _, keep = np.unique(gt_index, return_index=True)
         correct[pred_index[keep], t] = True
     return correct
+
+
+def _by_iou(
+    iou: np.ndarray, gt_index: np.ndarray, pred_index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (GT, prediction) pairs sorted by their IoU, descending (ties keep their order)."""
+    order = np.argsort(-iou[gt_index, pred_index], kind="stable")
+    return gt_index[order], pred_index[order]
 
 
 def compute_ap(recall: np.ndarray, precision: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -133,7 +141,7 @@ def ap_per_class(
     conf: np.ndarray,
     pred_cls: np.ndarray,
     target_cls: np.ndarray,
-    compute: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]] = compute_ap,
+    compute: APRule = compute_ap,
 ) -> APResult:
     """AP per class over the whole dataset (8.3.0 ``ap_per_class``).
 
@@ -154,29 +162,16 @@ def ap_per_class(
     order = np.argsort(-conf, kind="stable")
     tp, conf, pred_cls = tp[order], conf[order], pred_cls[order]
     classes, instances = np.unique(np.asarray(target_cls).astype(np.int64), return_counts=True)
-    n_classes, n_thresholds = len(classes), tp.shape[1]
     axis = np.linspace(0, 1, CURVE_POINTS)
-    ap = np.zeros((n_classes, n_thresholds))
-    p_curve = np.zeros((n_classes, CURVE_POINTS))
-    r_curve = np.zeros((n_classes, CURVE_POINTS))
-    pr_precision = np.zeros((n_classes, CURVE_POINTS))
+    ap = np.zeros((len(classes), tp.shape[1]))
+    p_curve, r_curve, pr_precision = (np.zeros((len(classes), CURVE_POINTS)) for _ in range(3))
     for row, (cls, n_gt) in enumerate(zip(classes, instances, strict=True)):
         mine = pred_cls == cls
-        if not mine.any():
-            continue
-        tp_cum = tp[mine].cumsum(0)
-        fp_cum = (1 - tp[mine]).cumsum(0)
-        recall = tp_cum / (n_gt + _EPS)
-        precision = tp_cum / (tp_cum + fp_cum)
-        # np.interp needs increasing x: confidences decrease, so negate both axes
-        r_curve[row] = np.interp(-axis, -conf[mine], recall[:, 0], left=0)
-        p_curve[row] = np.interp(-axis, -conf[mine], precision[:, 0], left=1)
-        for t in range(tp.shape[1]):
-            ap[row, t], mpre, mrec = compute(recall[:, t], precision[:, t])
-            if t == 0:
-                pr_precision[row] = np.interp(axis, mrec, mpre)
+        if mine.any():
+            curves = _class_curves(tp[mine], conf[mine], n_gt, axis, compute)
+            ap[row], p_curve[row], r_curve[row], pr_precision[row] = curves
     f1_curve = 2 * p_curve * r_curve / (p_curve + r_curve + _EPS)
-    best = int(smooth(f1_curve.mean(0)).argmax()) if n_classes else 0
+    best = int(smooth(f1_curve.mean(0)).argmax()) if len(classes) else 0
     return APResult(
         classes=classes,
         instances=instances,
@@ -191,6 +186,27 @@ def ap_per_class(
         f1_curve=f1_curve,
         pr_precision=pr_precision,
     )
+
+
+def _class_curves(
+    tp: np.ndarray, conf: np.ndarray, n_gt: int, axis: np.ndarray, compute: APRule
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One class's AP ``[T]``, P and R versus confidence ``axis`` and envelope precision versus
+    recall ``axis`` (curves at IoU 0.5), from its predictions ``tp [p, T]``, ``conf [p]``
+    (descending)."""
+    tp_cum = tp.cumsum(0)
+    fp_cum = (1 - tp).cumsum(0)
+    recall = tp_cum / (n_gt + _EPS)
+    precision = tp_cum / (tp_cum + fp_cum)
+    # np.interp needs increasing x: confidences decrease, so negate both axes
+    r_curve = np.interp(-axis, -conf, recall[:, 0], left=0)
+    p_curve = np.interp(-axis, -conf, precision[:, 0], left=1)
+    ap = np.zeros(tp.shape[1])
+    for t in range(tp.shape[1]):
+        ap[t], mpre, mrec = compute(recall[:, t], precision[:, t])
+        if t == 0:
+            pr_precision = np.interp(axis, mrec, mpre)
+    return ap, p_curve, r_curve, pr_precision
 
 
 def fitness(metrics: dict[str, float]) -> float:
@@ -235,29 +251,14 @@ def per_class_table(
         images_seen: number of images evaluated (the "all" row's Images).
     """
     metrics = detection_metrics(result)
-    rows = [
-        {
-            "class": "all",
-            "images": int(images_seen),
-            "instances": int(result.instances.sum()),
-            "precision": metrics["precision"],
-            "recall": metrics["recall"],
-            "mAP50": metrics["mAP50"],
-            "mAP50-95": metrics["mAP50-95"],
-        }
-    ]
+    keys = ("precision", "recall", "mAP50", "mAP50-95")
+    rows = [("all", int(images_seen), int(result.instances.sum()), *(metrics[k] for k in keys))]
     for row, cls in enumerate(result.classes):
-        rows.append(
-            {
-                "class": names[cls] if cls < len(names) else str(cls),
-                "images": int(images_per_class[cls]) if cls < len(images_per_class) else 0,
-                "instances": int(result.instances[row]),
-                "precision": float(result.precision[row]),
-                "recall": float(result.recall[row]),
-                "mAP50": float(result.ap[row, 0]),
-                "mAP50-95": float(result.ap[row].mean()),
-            }
-        )
+        name = names[cls] if cls < len(names) else str(cls)
+        images = int(images_per_class[cls]) if cls < len(images_per_class) else 0
+        ap = result.ap[row]
+        values = (result.precision[row], result.recall[row], ap[0], ap.mean())
+        rows.append((name, images, int(result.instances[row]), *map(float, values)))
     return pd.DataFrame(rows, columns=PER_CLASS_COLUMNS)
 
 
@@ -306,15 +307,11 @@ class ConfusionMatrix:
         matched_pred = np.zeros(len(pred_classes), dtype=bool)
         if len(true_classes) and len(pred_classes):
             iou = box_iou(true_boxes, pred_boxes)
-            gt_index, pred_index = np.nonzero(iou > self.iou_threshold)
-            order = np.argsort(-iou[gt_index, pred_index], kind="stable")
-            gt_index, pred_index = gt_index[order], pred_index[order]
-            _, keep_pred = np.unique(pred_index, return_index=True)
-            gt_index, pred_index = gt_index[keep_pred], pred_index[keep_pred]
-            order = np.argsort(-iou[gt_index, pred_index], kind="stable")
-            gt_index, pred_index = gt_index[order], pred_index[order]
-            _, keep_gt = np.unique(gt_index, return_index=True)
-            gt_index, pred_index = gt_index[keep_gt], pred_index[keep_gt]
+            gt_index, pred_index = _by_iou(iou, *np.nonzero(iou > self.iou_threshold))
+            _, keep = np.unique(pred_index, return_index=True)  # a prediction's best GT
+            gt_index, pred_index = _by_iou(iou, gt_index[keep], pred_index[keep])
+            _, keep = np.unique(gt_index, return_index=True)  # then a GT's best prediction
+            gt_index, pred_index = gt_index[keep], pred_index[keep]
         else:
             gt_index = pred_index = np.zeros(0, dtype=np.int64)
         pred_for_gt = dict(zip(gt_index.tolist(), pred_index.tolist(), strict=True))
@@ -346,7 +343,7 @@ class DetectionStats:
         confusion_conf: float = 0.25,
         confusion_iou: float = 0.45,
         match: Callable[..., np.ndarray] = match_predictions,
-        ap_rule: Callable[[np.ndarray, np.ndarray], tuple] = compute_ap,
+        ap_rule: APRule = compute_ap,
     ) -> None:
         self.num_classes = num_classes
         self.match, self.ap_rule = match, ap_rule  # the protocol's rules (yolo/protocol.py)

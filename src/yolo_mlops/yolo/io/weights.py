@@ -9,10 +9,11 @@ A ``training.pretrained`` / ``evaluation.checkpoint`` value is one of
 * an ``http(s)://`` URL.
 
 :func:`resolve_weights` says which (no I/O beyond ``is_file``); fetching a URL is the caller's job
-(``yolo_mlops.weights_cache``), the library only ever reads local files. :func:`load_pretrained`
-reads a file (the restricted unpickler for Ultralytics files), checks that its scale is the
-model's, and :func:`transfer_weights` copies tensors by name and shape, refusing a transfer that
-matches less than 90 % of the backbone and neck (a file of another architecture).
+(``yolo_mlops.ingestion.weights_cache``), the library only ever reads local files.
+:func:`load_pretrained` reads a file (the restricted unpickler for Ultralytics files), checks
+that its scale is the model's, and :func:`transfer_weights` copies tensors by name and shape,
+refusing a transfer that matches less than 90 % of the backbone and neck (a file of another
+architecture).
 """
 
 from __future__ import annotations
@@ -230,16 +231,16 @@ def load_pretrained(
 
     Raises:
         WeightsError: ``path`` is an official name or URL (fetch it first, e.g. with
-            ``yolo_mlops.weights_cache.fetch_weights``; ``kedro run`` does), or the scale or
-            transfer checks fail.
+            ``yolo_mlops.ingestion.weights_cache.fetch_weights``; ``kedro run`` does), or the
+            scale or transfer checks fail.
         CheckpointError: the file is unreadable or unsafe.
     """
     source = resolve_weights(str(path), parameter=parameter)
     if source.kind != "file" or source.path is None:
         raise WeightsError(
             f"{parameter}={str(path)!r} is not a local file; the YOLO11 library reads local "
-            "files only. Fetch it first (yolo_mlops.weights_cache.fetch_weights; `kedro run` "
-            "does this) and pass the path"
+            "files only. Fetch it first (yolo_mlops.ingestion.weights_cache.fetch_weights; "
+            "`kedro run` does this) and pass the path"
         )
     checkpoint = read_checkpoint(source.path)
     check_scale(checkpoint["config"]["scale"], scale, str(source.path))

@@ -172,48 +172,65 @@ class TaskAlignedAssigner(nn.Module):
         loss uses it to read logits straight from the head maps without building ``[B, A, nc]``.
         """
         batch, num_anchors = pred_bboxes.shape[:2]
-        num_classes = self.num_classes
-        device = pred_bboxes.device
         gt_labels = gt_labels.reshape(batch, -1).long()
         mask_gt = mask_gt.reshape(batch, -1).bool()
-        num_gts = gt_labels.shape[1]
-
-        if num_gts == 0 or not bool(mask_gt.any()):
-            return Assignment(
-                labels=torch.full(
-                    (batch, num_anchors), num_classes, dtype=torch.long, device=device
-                ),
-                bboxes=torch.zeros((batch, num_anchors, 4), dtype=pred_bboxes.dtype, device=device),
-                weights=torch.zeros((batch, num_anchors), dtype=pred_bboxes.dtype, device=device),
-                fg_mask=torch.zeros((batch, num_anchors), dtype=torch.bool, device=device),
-                gt_index=torch.zeros((batch, num_anchors), dtype=torch.long, device=device),
-                num_classes=num_classes,
-            )
-
-        # Candidates: anchor centre strictly inside a real GT (small GTs widened, see __init__).
-        candidate_boxes = (
-            widen_small_boxes(gt_bboxes, self.min_candidate_side)
-            if self.min_candidate_side > 0
-            else gt_bboxes
+        if gt_labels.shape[1] == 0 or not bool(mask_gt.any()):
+            return self._background(batch, num_anchors, pred_bboxes)
+        candidates = self._candidates(anchor_points, gt_bboxes, mask_gt)
+        overlaps, align_metric = self._alignment(
+            candidates, score_lookup, pred_bboxes, gt_labels, gt_bboxes
         )
-        candidates = anchors_inside_boxes(anchor_points, candidate_boxes, self.eps)
-        candidates &= mask_gt[..., None]
+        mask_pos = self._positives(candidates, overlaps, align_metric)
+        return self._targets(mask_pos, overlaps, align_metric, gt_labels, gt_bboxes, pred_bboxes)
+
+    def _background(self, batch: int, num_anchors: int, like: torch.Tensor) -> Assignment:
+        """Every anchor background (no real GT in the batch)."""
+        shape, device = (batch, num_anchors), like.device
+        return Assignment(
+            labels=torch.full(shape, self.num_classes, dtype=torch.long, device=device),
+            bboxes=torch.zeros((*shape, 4), dtype=like.dtype, device=device),
+            weights=torch.zeros(shape, dtype=like.dtype, device=device),
+            fg_mask=torch.zeros(shape, dtype=torch.bool, device=device),
+            gt_index=torch.zeros(shape, dtype=torch.long, device=device),
+            num_classes=self.num_classes,
+        )
+
+    def _candidates(
+        self, anchor_points: torch.Tensor, gt_bboxes: torch.Tensor, mask_gt: torch.Tensor
+    ) -> torch.Tensor:
+        """``[B, M, A]`` bool: anchor centre strictly inside a real GT (small GTs widened)."""
+        boxes = gt_bboxes
+        if self.min_candidate_side > 0:
+            boxes = widen_small_boxes(gt_bboxes, self.min_candidate_side)
+        return anchors_inside_boxes(anchor_points, boxes, self.eps) & mask_gt[..., None]
+
+    def _alignment(
+        self,
+        candidates: torch.Tensor,
+        score_lookup: ScoreLookup,
+        pred_bboxes: torch.Tensor,
+        gt_labels: torch.Tensor,
+        gt_bboxes: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense ``[B, M, A]`` CIoU overlaps and alignment metrics, zero outside the candidates."""
         b_idx, m_idx, a_idx = candidates.nonzero(as_tuple=True)
         score = score_lookup(b_idx, a_idx, gt_labels[b_idx, m_idx])
         overlap = bbox_ciou(gt_bboxes[b_idx, m_idx], pred_bboxes[b_idx, a_idx]).clamp_(min=0)
         metric = score.to(overlap.dtype).pow(self.alpha) * overlap.pow(self.beta)
-        # Dense [B, M, A], zero outside the candidates.
-        overlaps = torch.zeros(candidates.shape, dtype=overlap.dtype, device=device)
+        overlaps = torch.zeros(candidates.shape, dtype=overlap.dtype, device=overlap.device)
         align_metric = torch.zeros_like(overlaps)
         overlaps[b_idx, m_idx, a_idx] = overlap
         align_metric[b_idx, m_idx, a_idx] = metric
+        return overlaps, align_metric
 
-        # Top-k anchors per GT over all anchors, then keep only candidates.
-        k = min(self.topk, num_anchors)
+    def _positives(
+        self, candidates: torch.Tensor, overlaps: torch.Tensor, align_metric: torch.Tensor
+    ) -> torch.Tensor:
+        """``[B, M, A]`` bool: each GT's top-k candidates, each anchor kept by one GT at most."""
+        k = min(self.topk, candidates.shape[-1])
         topk_index = align_metric.topk(k, dim=-1, largest=True).indices  # [B, M, k]
         in_topk = torch.zeros_like(candidates).scatter_(-1, topk_index, True)
-        mask_pos = in_topk & candidates  # [B, M, A]
-
+        mask_pos = in_topk & candidates
         # An anchor positive for several GTs keeps the GT with the highest overlap among those.
         multi = mask_pos.sum(1) > 1  # [B, A]
         if bool(multi.any()):
@@ -221,22 +238,32 @@ class TaskAlignedAssigner(nn.Module):
             best_gt = overlaps.masked_fill(~mask_pos, -1.0).max(1).indices  # [B, A]
             is_best = torch.zeros_like(mask_pos).scatter_(1, best_gt[:, None, :], True)
             mask_pos = torch.where(multi[:, None, :], is_best & mask_pos, mask_pos)
+        return mask_pos
 
-        # From here every anchor has at most one positive GT, so sums over M pick it.
-        fg_mask = mask_pos.any(1)  # [B, A]
+    def _targets(  # noqa: PLR0917 (the positives and what they index)
+        self,
+        mask_pos: torch.Tensor,
+        overlaps: torch.Tensor,
+        align_metric: torch.Tensor,
+        gt_labels: torch.Tensor,
+        gt_bboxes: torch.Tensor,
+        pred_bboxes: torch.Tensor,
+    ) -> Assignment:
+        """The assignment of each anchor from ``mask_pos`` (at most one GT per anchor)."""
+        batch, num_gts = gt_labels.shape
+        device = pred_bboxes.device
+        fg_mask = mask_pos.any(1)  # [B, A]; sums over M below pick an anchor's one GT
         gt_range = torch.arange(num_gts, device=device).view(1, -1, 1)
         gt_index = (mask_pos * gt_range).sum(1)  # [B, A]; 0 for background
-
         # Normalise the alignment per GT: max over its positives -> its max overlap.
         align_metric = align_metric * mask_pos
         max_metric = align_metric.amax(-1, keepdim=True)  # [B, M, 1]
         max_overlap = (overlaps * mask_pos).amax(-1, keepdim=True)  # [B, M, 1]
         weights = (align_metric * (max_overlap / (max_metric + self.eps))).sum(1)  # [B, A]
-
         batch_index = torch.arange(batch, device=device)[:, None]
         labels = gt_labels[batch_index, gt_index]  # [B, A]
-        labels = torch.where(fg_mask, labels, torch.full_like(labels, num_classes))
+        labels = torch.where(fg_mask, labels, torch.full_like(labels, self.num_classes))
         bboxes = gt_bboxes[batch_index, gt_index] * fg_mask[..., None]  # [B, A, 4]
         return Assignment(
-            labels, bboxes, weights.to(pred_bboxes.dtype), fg_mask, gt_index, num_classes
+            labels, bboxes, weights.to(pred_bboxes.dtype), fg_mask, gt_index, self.num_classes
         )

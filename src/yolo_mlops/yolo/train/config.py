@@ -16,83 +16,70 @@ from yolo_mlops.yolo.train.precision import Bf16Setting
 
 @dataclass
 class TrainConfig:
-    """The ``training`` parameter block (defaults = the reference recipe, design §4).
+    """The ``training`` parameter block, one comment per knob.
 
-    The image size comes from the image cache. ``resume``: False, True (``save_dir/last.pt``) or
-    a checkpoint path. ``pretrained``: "" (scratch), or a local file (our checkpoint or an
-    Ultralytics ``.pt``) whose scale must be ``scale``; an official name (``yolo11n.pt``) or URL
-    is fetched by the Kedro layer (``yolo_mlops.weights_cache``) from ``weights_base_url`` and
-    checked against ``pretrained_sha256`` before the trainer gets the local path.
-    ``threads``: torch intra-op threads (0 = torch's default). ``workers``: loader processes; on
-    a GPU up to the process's share of the cores, on a CPU only the cores the training threads
-    leave free (``yolo.train.loader_workers``: 0 on 2 cores with torch's default threads).
-    ``device`` may list GPUs (``0,1,2,3`` or ``cuda:0,1``: one DDP process each) and ``nproc``
-    asks for that many DDP processes on one device type (CPU: gloo); the Kedro node launches
-    them with torchrun, the ``Trainer`` itself runs one process. ``dist_timeout_s``: how long a
-    collective waits for a stalled or dead peer before the process group fails.
-    ``channels_last``: NHWC weights and inputs (same arithmetic; on 2 CPU cores, whole epochs:
-    +2% images/s at 320, +9% at 640 in one comparison, within run-to-run drift in another).
-    ``warmup_min_iters``: a floor on warmup iterations (0 = none, as 8.4.190; 8.3.0 used 100).
-    ``tal_min_side`` (ground-truth sides shorter than this, in input pixels, are widened to it
-    when the assigner selects candidate anchors) defaults to Ultralytics 8.3.0's behaviour; 8.4
-    uses 16 (design §10 records the measured decision).
-    ``cpu_memory_reuse``: keep freed memory in the process (glibc ``mallopt``) so CPU steps stop
-    paying page faults (``yolo.train.cpu_memory``; a bare 320 step 1.67 vs 1.79-1.97 s on 2
-    cores).
-    ``bf16``: bfloat16 autocast of the CPU forward pass: ``auto`` (on where the CPU has native
-    bf16, AVX-512-BF16 or AMX), true, false. With ``bf16_after_steps: 60`` it matched float32 on
-    the coco16b anchor (design §13).
-    ``bf16_after_steps``: a bf16 run from scratch trains in float32 until this many optimizer
-    steps are done (rounded up to whole epochs; 0 = bf16 from the start): a fresh yolo11n turns
-    bf16's rounding into gradient noise for its first few dozen updates (design §13).
-    ``compile``: ``torch.compile`` the training forward (false, true = inductor, or a backend
-    name); a compiler failure falls back to eager (``yolo.train.compile``).
-    The augmentation settings are the preprocessing block's ``AugmentConfig`` (passed to
-    :class:`Trainer` separately).
+    The defaults are the reference recipe (design §4) and equal the values of
+    ``conf/base/parameters_training.yml`` (a test holds them equal), with two deliberate
+    exceptions said at their fields: ``pretrained`` and ``tal_min_side``. The image size comes
+    from the image cache; the augmentation is the preprocessing block's ``AugmentConfig``, passed
+    to :class:`Trainer` separately. Several processes (``device`` listing GPUs, ``nproc``) are
+    launched by the Kedro node with torchrun: the ``Trainer`` itself runs one process.
     """
 
-    scale: Literal["n", "s", "m", "l", "x"] = "n"
+    scale: Literal["n", "s", "m", "l", "x"] = "n"  # YOLO11 scale; the pretrained weights' scale
     epochs: int = 100
-    batch: int = 16
+    batch: int = 16  # images per step, all DDP processes together
+    # auto: the reference's choice, AdamW for short runs and SGD beyond 10,000 iterations
     optimizer: Literal["SGD", "AdamW", "auto"] = "auto"
-    lr0: float = 0.01
-    lrf: float = 0.01
-    momentum: float = 0.937
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 3.0
-    warmup_min_iters: int = 0
-    warmup_momentum: float = 0.8
-    warmup_bias_lr: float = 0.1
-    cos_lr: bool = False
-    nbs: int = 64
-    close_mosaic: int = 10
-    patience: int = 100
-    seed: int = 0
-    deterministic: bool = True
-    device: str = "auto"
-    nproc: int = 1
-    dist_timeout_s: float = 1800.0
-    workers: int = 0
-    threads: int = 0
-    amp: bool = True
-    bf16: Bf16Setting = "auto"
+    lr0: float = 0.01  # initial learning rate (auto chooses its own)
+    lrf: float = 0.01  # final learning rate = lr0 * lrf
+    momentum: float = 0.937  # SGD momentum / Adam beta1; also where warmup momentum ends
+    weight_decay: float = 5e-4  # scaled by batch * accumulate / nbs
+    warmup_epochs: float = 3.0  # linear warmup of learning rate and momentum
+    warmup_min_iters: int = 0  # floor on warmup iterations: 0 as 8.4.190, 100 as 8.3.0
+    warmup_momentum: float = 0.8  # momentum at the start of warmup
+    warmup_bias_lr: float = 0.1  # bias learning rate at the start of warmup (auto: 0)
+    cos_lr: bool = False  # cosine instead of linear learning-rate decay
+    nbs: int = 64  # nominal batch: gradients are accumulated up to it
+    close_mosaic: int = 10  # the last epochs train without mosaic
+    patience: int = 100  # early stop after this many epochs without a better fitness
+    seed: int = 0  # weights init and augmentation (a sample = f(seed, epoch, index))
+    deterministic: bool = True  # torch's deterministic algorithms
+    device: str = "auto"  # auto | cpu | cuda:N | mps | a GPU list 0,1,2,3 (one DDP process each)
+    nproc: int = 1  # DDP processes on one device type (CPU: gloo)
+    dist_timeout_s: float = 1800.0  # seconds a collective waits for a stalled or dead peer
+    # Loader processes per training process, an upper bound: yolo.train.loader_workers gives a
+    # GPU run up to its share of the cores and a CPU run only the cores its threads leave free
+    # (0 on 2 cores), so conf/base's 8 suits every machine.
+    workers: int = 8
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    amp: bool = True  # float16 autocast and GradScaler on CUDA
+    bf16: Bf16Setting = "auto"  # CPU bfloat16 autocast: auto = where the CPU has native bf16
+    # A bf16 run from scratch trains its first optimizer steps in float32 (rounded up to whole
+    # epochs; 0 = bf16 from the start): a fresh model turns bf16 rounding into noise (design §13).
     bf16_after_steps: int = 60
-    channels_last: bool = True
-    compile: bool | str = False
-    cpu_memory_reuse: bool = True
-    sync_bn: bool = False
-    clip_grad: float = 10.0
+    channels_last: bool = True  # NHWC weights and inputs: same arithmetic, faster CPU kernels
+    compile: bool | str = False  # torch.compile the forward: true = inductor, or a backend name
+    cpu_memory_reuse: bool = True  # CPU: keep freed memory in the process, fewer page faults
+    sync_bn: bool = False  # SyncBatchNorm under DDP on CUDA
+    clip_grad: float = 10.0  # max total gradient norm; 0 = no clipping
+    # GT sides shorter than this (input px) are widened to it when the assigner picks candidate
+    # anchors: 0 = Ultralytics 8.3.0's rule, 16 = 8.4's. Only a benchmark sets it (--set), so it
+    # is not offered in conf/ (design §10 records the measured decision).
     tal_min_side: float = 0.0
-    pretrained: str | None = ""  # None (`--params training.pretrained=`) = "" = from scratch
-    pretrained_sha256: str | None = None
-    weights_base_url: str = OFFICIAL_BASE_URL
-    resume: bool | str = False
-    save_dir: str = "data/06_models/run"
+    # "" (or None) = from scratch, else a local file (ours or an Ultralytics .pt) of scale
+    # `scale`. The library reads local files only: conf/base names the official yolo11n.pt,
+    # which the Kedro layer (yolo_mlops.ingestion.weights_cache) fetches and passes as a path.
+    pretrained: str | None = ""
+    pretrained_sha256: str | None = None  # expected sha256 of the weights file; None = no check
+    weights_base_url: str = OFFICIAL_BASE_URL  # where official names are fetched from
+    resume: bool | str = False  # False | True (save_dir/last.pt) | a checkpoint path
+    save_dir: str = "data/06_models/run"  # per-epoch last.pt / best.pt with the resume state
     train_split: str = "train"
     val_split: str = "val"
-    val_batch: int = 32
-    val: bool = True
-    progress: bool = True
+    val_batch: int = 32  # batch size of the per-epoch validation
+    val: bool = True  # validate every epoch (off: best.pt = the final EMA, patience ignored)
+    progress: bool = True  # progress bar per epoch
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or self.nbs < 1:

@@ -5,9 +5,11 @@ Each phase runs under a ``torch.profiler.record_function`` label (``train/forwar
 is recording), so ``benchmarks/train_throughput.py --profile`` splits a step by phase.
 
 The loop is written in the ``torchvision/references/detection/engine.py`` style: a plain
-function of the model, the loss, the loader and the optimizer state. A non-finite loss stops
-training with :class:`NonFiniteLossError` naming the epoch and the step, before anything is
-written, so the last good checkpoint stays intact.
+function of the objects it acts on (the model, the loss, the loader, the run's
+:class:`RunObjects`), the recipe's :class:`StepSchedule` and the :class:`LoopOptions` that say
+how batches are fed and shown. A non-finite loss stops training with
+:class:`NonFiniteLossError` naming the epoch and the step, before anything is written, so the
+last good checkpoint stays intact.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,6 +33,9 @@ LOGGER = logging.getLogger(__name__)
 
 #: ``callback(epoch, step)`` called after every batch (tests use it to simulate a crash).
 BatchCallback = Callable[[int, int], None]
+#: ``criterion(raw_maps, targets, batch_size) -> (total, parts)``: the loss to back-propagate
+#: and its (box, cls, dfl) parts, mean per image (``yolo.train.loss.DetectionLoss``).
+Criterion = Callable[[list[torch.Tensor], torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -86,6 +92,49 @@ class LoopState:
 
     last_opt_step: int = -1
     accumulate: int = 1
+
+
+@dataclass
+class RunObjects:
+    """The live objects one training run updates; a checkpoint carries their state.
+
+    ``model`` is the bare network (what the EMA follows and checkpoints store); ``ema`` is None
+    off the main process. :func:`train_one_epoch` steps ``optimizer``, ``scaler``, ``ema`` and
+    ``loop``; the trainer steps ``scheduler`` once per epoch.
+    """
+
+    model: nn.Module
+    ema: ModelEMA | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    loop: LoopState
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """How the loop feeds and reports its batches (fixed for a run).
+
+    Attributes:
+        autocast_dtype: the forward pass's autocast dtype; None = float32.
+        first_reduced_epoch: epochs before this (0-based) one run in float32 even when
+            ``autocast_dtype`` is set (``precision.first_bf16_epoch``).
+        channels_last: feed NHWC batches.
+        imgsz: the input size the progress bar shows.
+        progress: show a progress bar.
+        callbacks: ``callback(epoch, step)`` after every batch.
+    """
+
+    autocast_dtype: torch.dtype | None = None
+    first_reduced_epoch: int = 0
+    channels_last: bool = False
+    imgsz: int = 640
+    progress: bool = True
+    callbacks: Sequence[BatchCallback] = ()
+
+    def autocast_for(self, epoch: int) -> torch.dtype | None:
+        """The autocast dtype of ``epoch`` (None = float32)."""
+        return self.autocast_dtype if epoch >= self.first_reduced_epoch else None
 
 
 @dataclass
@@ -157,103 +206,152 @@ def optimizer_step(
             ema.update(model)
 
 
-def train_one_epoch(
+def train_one_epoch(  # noqa: PLR0917 - torchvision's order: what it acts on, where, when
     model: nn.Module,
-    criterion: Callable[[list[torch.Tensor], torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]],
+    criterion: Criterion,
     loader: Iterable[dict[str, torch.Tensor]],
-    *,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    ema: ModelEMA | None,
+    run: RunObjects,
+    device: torch.device,
     epoch: int,
     schedule: StepSchedule,
-    state: LoopState,
-    device: torch.device,
-    autocast_dtype: torch.dtype | None = None,
-    channels_last: bool = False,
-    imgsz: int = 640,
-    progress: bool = True,
-    callbacks: Sequence[BatchCallback] = (),
+    options: LoopOptions | None = None,
 ) -> EpochStats:
-    """Train ``model`` for one epoch over ``loader``; mutates ``state``.
+    """Train for one epoch; steps ``run``'s optimizer, scaler and EMA and updates ``run.loop``.
 
-    Each batch is ``{"images": uint8 [B,3,S,S], "targets": float [N,6] (batch index, class,
-    x1, y1, x2, y2 input px), ...}``. An optimizer step happens when
-    ``iteration - state.last_opt_step >= state.accumulate`` (gradients of the batches in between
-    are summed), so accumulation may span epoch boundaries exactly as in the reference.
+    ``model`` is the module the forward runs: ``run.model`` or its DDP / compiled wrapper. A batch
+    is ``{"images": uint8 [B,3,S,S], "targets": float [N,6] (batch index, class, x1, y1, x2, y2
+    input px), ...}``. The optimizer steps when ``iteration - loop.last_opt_step >=
+    loop.accumulate`` (the batches in between sum their gradients), so accumulation may span
+    epochs exactly as in the reference.
 
     Raises:
         NonFiniteLossError: when the loss is NaN/inf (before its backward pass).
     """
+    options = options or LoopOptions()
+    dtype = options.autocast_for(epoch)  # None: float32
+    input_dtype = dtype or torch.float32  # the batch is converted once, to what the forward uses
     model.train()
-    running = torch.zeros(3)
-    seen = instances = 0
-    time_data = time_compute = 0.0
-    batches = schedule.batches_per_epoch
-    bar = tqdm(
+    meter = _EpochMeter()
+    bar = _progress_bar(loader, schedule, epoch, options.progress)
+    tick = time.perf_counter()
+    for step, batch in enumerate(bar):
+        start = time.perf_counter()
+        meter.time_data += start - tick
+        iteration = step + schedule.batches_per_epoch * epoch
+        _warm_up(run.optimizer, run.loop, schedule, epoch, iteration)
+        images = prepare_images(batch["images"], device, options.channels_last, input_dtype)
+        targets = batch["targets"].to(device, non_blocking=True)
+        total, parts = _forward_loss(model, criterion, images, targets, dtype)
+        if not bool(torch.isfinite(total)) or not bool(torch.isfinite(parts).all()):
+            run.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLossError(epoch, step, parts.tolist())
+        _backward_and_step(model, run, schedule, total, iteration)
+        meter.add(step, parts, images.shape[0], int(targets.shape[0]))
+        if options.progress:
+            bar.set_postfix(**meter.postfix(), size=options.imgsz)
+        for callback in options.callbacks:
+            callback(epoch, step)
+        tick = time.perf_counter()
+        meter.time_compute += tick - start
+    bar.close()
+    if meter.steps == 0:
+        raise ValueError(f"the training loader yielded no batches in epoch {epoch}")
+    return meter.stats([float(group["lr"]) for group in run.optimizer.param_groups])
+
+
+def _progress_bar(loader: Iterable, schedule: StepSchedule, epoch: int, show: bool) -> tqdm:
+    return tqdm(
         loader,
-        total=batches,
+        total=schedule.batches_per_epoch,
         desc=f"epoch {epoch + 1}/{schedule.epochs}",
-        disable=not progress,
+        disable=not show,
         leave=False,
         dynamic_ncols=True,
     )
-    tick = time.perf_counter()
-    step = -1
-    for step, batch in enumerate(bar):
-        start = time.perf_counter()
-        time_data += start - tick
-        iteration = step + batches * epoch
-        if schedule.warmup_iters > 0 and iteration <= schedule.warmup_iters:
-            state.accumulate = apply_warmup(
-                optimizer,
-                iteration=iteration,
-                warmup_iters=schedule.warmup_iters,
-                epoch_factor=schedule.lr_factor(epoch),
-                warmup_bias_lr=schedule.warmup_bias_lr,
-                warmup_momentum=schedule.warmup_momentum,
-                momentum=schedule.momentum,
-                nbs=schedule.nbs,
-                batch_size=schedule.batch_size,
-            )
-        images = prepare_images(
-            batch["images"], device, channels_last, autocast_dtype or torch.float32
-        )
-        targets = batch["targets"].to(device, non_blocking=True)
-        batch_size = images.shape[0]
-        with record_function("train/forward"), autocast_context(device, autocast_dtype):
-            raw_maps = model(images)
-        with record_function("train/loss"):
-            total, parts = criterion(raw_maps, targets, batch_size)
-            parts = parts.detach().float().cpu()
-        if not bool(torch.isfinite(total)) or not bool(torch.isfinite(parts).all()):
-            optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteLossError(epoch, step, parts.tolist())
-        with record_function("train/backward"):
-            scaler.scale(total * schedule.world_size).backward()
-        if iteration - state.last_opt_step >= state.accumulate:
-            optimizer_step(model, optimizer, scaler, ema, schedule.clip_grad)
-            state.last_opt_step = iteration
-        running = (running * step + parts) / (step + 1)
-        seen += batch_size
-        instances = int(targets.shape[0])
-        if progress:
-            box, cls, dfl = running.tolist()
-            bar.set_postfix(
-                box=f"{box:.4g}", cls=f"{cls:.4g}", dfl=f"{dfl:.4g}", inst=instances, size=imgsz
-            )
-        for callback in callbacks:
-            callback(epoch, step)
-        tick = time.perf_counter()
-        time_compute += tick - start
-    bar.close()
-    if step < 0:
-        raise ValueError(f"the training loader yielded no batches in epoch {epoch}")
-    return EpochStats(
-        losses=running.tolist(),
-        time_data=time_data,
-        time_compute=time_compute,
-        instances=instances,
-        images=seen,
-        lrs=[float(g["lr"]) for g in optimizer.param_groups],
+
+
+def _warm_up(
+    optimizer: torch.optim.Optimizer,
+    loop: LoopState,
+    schedule: StepSchedule,
+    epoch: int,
+    iteration: int,
+) -> None:
+    """During warmup: this iteration's learning rates, momentum and accumulation (design §4)."""
+    if schedule.warmup_iters <= 0 or iteration > schedule.warmup_iters:
+        return
+    loop.accumulate = apply_warmup(
+        optimizer,
+        iteration=iteration,
+        warmup_iters=schedule.warmup_iters,
+        epoch_factor=schedule.lr_factor(epoch),
+        warmup_bias_lr=schedule.warmup_bias_lr,
+        warmup_momentum=schedule.warmup_momentum,
+        momentum=schedule.momentum,
+        nbs=schedule.nbs,
+        batch_size=schedule.batch_size,
     )
+
+
+def _forward_loss(
+    model: nn.Module,
+    criterion: Criterion,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    dtype: torch.dtype | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(total, parts)``: the loss to back-propagate and its (box, cls, dfl) parts on the CPU."""
+    with record_function("train/forward"), autocast_context(images.device, dtype):
+        raw_maps = model(images)
+    with record_function("train/loss"):
+        total, parts = criterion(raw_maps, targets, images.shape[0])
+        return total, parts.detach().float().cpu()
+
+
+def _backward_and_step(
+    model: nn.Module, run: RunObjects, schedule: StepSchedule, total: torch.Tensor, iteration: int
+) -> None:
+    """Backward pass; an optimizer step once ``run.loop.accumulate`` batches are summed."""
+    with record_function("train/backward"):
+        run.scaler.scale(total * schedule.world_size).backward()  # DDP averages over processes
+    if iteration - run.loop.last_opt_step >= run.loop.accumulate:
+        optimizer_step(model, run.optimizer, run.scaler, run.ema, schedule.clip_grad)
+        run.loop.last_opt_step = iteration
+
+
+@dataclass
+class _EpochMeter:
+    """Running means and counters of one epoch (what :class:`EpochStats` reports)."""
+
+    running: torch.Tensor = field(default_factory=lambda: torch.zeros(3))
+    steps: int = 0
+    images: int = 0
+    instances: int = 0
+    time_data: float = 0.0
+    time_compute: float = 0.0
+
+    def add(self, step: int, parts: torch.Tensor, images: int, instances: int) -> None:
+        """Fold in batch ``step``'s mean (box, cls, dfl) loss per image ``parts`` [3]."""
+        self.running = (self.running * step + parts) / (step + 1)
+        self.steps = step + 1
+        self.images += images
+        self.instances = instances
+
+    def postfix(self) -> dict[str, Any]:
+        box, cls, dfl = self.running.tolist()
+        return {
+            "box": f"{box:.4g}",
+            "cls": f"{cls:.4g}",
+            "dfl": f"{dfl:.4g}",
+            "inst": self.instances,
+        }
+
+    def stats(self, lrs: list[float]) -> EpochStats:
+        return EpochStats(
+            losses=self.running.tolist(),
+            time_data=self.time_data,
+            time_compute=self.time_compute,
+            instances=self.instances,
+            images=self.images,
+            lrs=lrs,
+        )

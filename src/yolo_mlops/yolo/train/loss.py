@@ -19,8 +19,9 @@ Implementation: the assignment and the loss values are computed without autograd
 float32 maps in place; the box/DFL gradient of the few positive anchors comes from autograd on
 their gathered logits, and :class:`_HeadLoss` writes the whole head-map gradient in backward
 (BCE gradient ``sigmoid(x) − target`` plus those rows). Values and gradients equal the plain
-dense formulation in :mod:`loss_reference` (the readable definition; the tests hold the two equal),
-at a fraction of its CPU time.
+dense formulation, the readable definition kept with the tests
+(``tests/yolo/train/loss_reference.py``, which the tests hold equal to this), at a fraction of
+its CPU time.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from torch import nn
 
 from yolo_mlops.yolo.boxes import bbox_ciou
 from yolo_mlops.yolo.model.anchors import bbox2dist, dist2bbox, make_anchors
-from yolo_mlops.yolo.train.assigner import TaskAlignedAssigner
+from yolo_mlops.yolo.train.assigner import Assignment, TaskAlignedAssigner
 from yolo_mlops.yolo.train.loss_terms import dfl_loss, pad_targets, softplus_sum
 
 
@@ -59,6 +60,58 @@ class _GradPlan:
     cls_scale: float | torch.Tensor  # cls gain / target_scores_sum
     num_box_channels: int
     levels: list[_LevelGrad]
+
+
+@dataclass
+class _Heads:
+    """The float32 head maps as ``[B, C, HW_i]`` views, and how the dense passes walk them."""
+
+    views: list[torch.Tensor]
+    sizes: list[int]  # HW_i of each level
+    box_channels: int  # 4·reg_max box logits first, then the class logits
+    chunk: int  # images per dense pass: 1 on CPU (cache-sized temporaries), B on a GPU
+
+    @classmethod
+    def of(cls, maps: Sequence[torch.Tensor], box_channels: int) -> _Heads:
+        batch, channels = maps[0].shape[:2]
+        views = [m.reshape(batch, channels, -1) for m in maps]
+        chunk = 1 if maps[0].device.type == "cpu" else batch
+        return cls(views, [v.shape[2] for v in views], box_channels, chunk)
+
+
+@dataclass
+class _Positives:
+    """The ``n`` positive anchors of an assignment."""
+
+    image: torch.Tensor  # [n] image index
+    channel: torch.Tensor  # [n] channel of the assigned class (4·reg_max + label)
+    weight: torch.Tensor  # [n] target score
+    levels: list[tuple[torch.Tensor, torch.Tensor]]  # _level_positions of their anchors
+
+    def level_grads(
+        self, box_grad: torch.Tensor | None, dfl_grad: torch.Tensor | None
+    ) -> list[_LevelGrad]:
+        """Every level gets all n rows, masked to zero outside it (a zero scatter-add: no-op)."""
+        out = []
+        for in_level, local in self.levels:
+            mask = in_level.to(self.weight.dtype)
+            box, dfl = (None if g is None else g * mask[:, None] for g in (box_grad, dfl_grad))
+            out.append(_LevelGrad(self.image, self.channel, local, self.weight * mask, box, dfl))
+        return out
+
+
+def _class_term(heads: _Heads, positives: _Positives) -> torch.Tensor:
+    """The BCE sum ``Σ softplus(x) − Σ x·target`` over every anchor and class (float32 scalar);
+    the targets are non-zero only at the positives."""
+    box_channels, batch = heads.box_channels, heads.views[0].shape[0]
+    softplus = sum(
+        softplus_sum(v[start : start + heads.chunk, box_channels:])
+        for v in heads.views
+        for start in range(0, batch, heads.chunk)
+    )
+    logits = _gather_values(heads.views, positives.levels, positives.image, positives.channel)
+    matched = logits.double() * positives.weight.double()
+    return (softplus - matched.sum()).float()
 
 
 class _HeadLoss(torch.autograd.Function):
@@ -133,8 +186,7 @@ class DetectionLoss(nn.Module):
         box, cls, dfl: gains of the three parts.
         topk, alpha, beta, min_candidate_side: :class:`TaskAlignedAssigner` settings. The
             default keeps the 8.3.0 candidate rule; 16 widens GT sides below 16 px for candidate
-            selection as Ultralytics >= 8.4 does (on the COCO128 overfit benchmark it gave mAP50
-            0.0079 vs 0.0147 at seed 0, so it stays opt-in).
+            selection as Ultralytics >= 8.4 does (opt-in: design §10 gives the measured reason).
     """
 
     def __init__(  # noqa: PLR0917 - callers pass these positionally
@@ -201,51 +253,26 @@ class DetectionLoss(nn.Module):
     @torch.no_grad()
     def _plan(self, maps: list[torch.Tensor], targets: torch.Tensor, need_grad: bool) -> _GradPlan:
         """Assign targets, compute the three parts and the gradient rows of the positives."""
-        batch, channels = maps[0].shape[:2]
-        box_channels = 4 * self.reg_max
-        device = maps[0].device
-        # On CPU, work image by image so temporaries stay cache-sized; on GPU, whole batches.
-        chunk = 1 if device.type == "cpu" else batch
-        views = [m.reshape(batch, channels, -1) for m in maps]  # [B, C, HW_i] views
-        sizes = [v.shape[2] for v in views]
+        heads = _Heads.of(maps, 4 * self.reg_max)
         points, stride = self._anchors(maps)  # [A, 2], [A, 1] grid units
-
-        distances = torch.cat([self._level_distances(v[:, :box_channels], chunk) for v in views], 1)
-        pred_bboxes = dist2bbox(distances, points, xywh=False) * stride  # [B, A, 4] pixels
-        gt_labels, gt_bboxes, mask_gt = pad_targets(targets.to(device), batch, self.num_classes)
-
-        def lookup(image: torch.Tensor, anchor: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
-            positions = _level_positions(anchor, sizes)
-            return _gather_values(views, positions, image, cls + box_channels).sigmoid()
-
-        assigned = self.assigner.assign(
-            lookup, pred_bboxes, points * stride, gt_labels, gt_bboxes, mask_gt
-        )
+        assigned = self._assign(heads, points, stride, targets)
         b_idx, a_idx = assigned.fg_mask.nonzero(as_tuple=True)  # positives, [n] each
-        weight = assigned.weights[b_idx, a_idx]  # [n] target score of each positive
-        channel = assigned.labels[b_idx, a_idx] + box_channels
-        target_scores_sum = global_normaliser(weight.sum(), self.sync_normaliser)
-
-        # cls: BCE = Σ softplus(x) − Σ x·target, the targets non-zero only at the positives.
-        softplus = sum(
-            softplus_sum(v[start : start + chunk, box_channels:])
-            for v in views
-            for start in range(0, batch, chunk)
+        positives = _Positives(
+            image=b_idx,
+            channel=assigned.labels[b_idx, a_idx] + heads.box_channels,
+            weight=assigned.weights[b_idx, a_idx],
+            levels=_level_positions(a_idx, heads.sizes),
         )
-        fg_positions = _level_positions(a_idx, sizes)  # per level: (rows, local anchor)
-        matched = _gather_values(views, fg_positions, b_idx, channel).double() * weight.double()
-        loss_cls = (softplus - matched.sum()).float() / target_scores_sum
+        target_scores_sum = global_normaliser(positives.weight.sum(), self.sync_normaliser)
+        loss_cls = _class_term(heads, positives) / target_scores_sum
 
         # box and DFL: autograd over the positives' box logits only.
-        fg_logits = _gather_box_logits(views, fg_positions, b_idx, box_channels)  # [n, 4·reg_max]
+        fg_logits = _gather_box_logits(heads.views, positives.levels, b_idx, heads.box_channels)
+        target_bboxes = assigned.bboxes[b_idx, a_idx] / stride[a_idx]  # [n, 4] grid units
         with torch.enable_grad():
             fg_logits.requires_grad_(need_grad)
             loss_box, loss_dfl = self._box_terms(
-                fg_logits,
-                points[a_idx],
-                assigned.bboxes[b_idx, a_idx] / stride[a_idx],
-                weight,
-                target_scores_sum,
+                fg_logits, points[a_idx], target_bboxes, positives.weight, target_scores_sum
             )
             part_box, part_dfl = loss_box * self.gains[0], loss_dfl * self.gains[2]
             box_grad = dfl_grad = None
@@ -253,22 +280,30 @@ class DetectionLoss(nn.Module):
                 box_grad = torch.autograd.grad(part_box, fg_logits, retain_graph=True)[0]
                 dfl_grad = torch.autograd.grad(part_dfl, fg_logits)[0]
 
-        # Every level gets all n rows, masked to zero outside it (scatter-add of zeros is a no-op).
-        levels = []
-        for in_level, local in fg_positions:
-            mask = in_level.to(weight.dtype)
-            levels.append(
-                _LevelGrad(
-                    cls_image=b_idx,
-                    cls_channel=channel,
-                    cls_anchor=local,
-                    cls_target=weight * mask,
-                    box_grad=None if box_grad is None else box_grad * mask[:, None],
-                    dfl_grad=None if dfl_grad is None else dfl_grad * mask[:, None],
-                )
-            )
         values = torch.stack((part_box.detach(), loss_cls * self.gains[1], part_dfl.detach()))
-        return _GradPlan(values, self.gains[1] / target_scores_sum, box_channels, levels)
+        levels = positives.level_grads(box_grad, dfl_grad)
+        return _GradPlan(values, self.gains[1] / target_scores_sum, heads.box_channels, levels)
+
+    def _assign(
+        self, heads: _Heads, points: torch.Tensor, stride: torch.Tensor, targets: torch.Tensor
+    ) -> Assignment:
+        """Task-aligned assignment of ``targets`` to the anchors, from the decoded predictions."""
+        box_channels, views, batch = heads.box_channels, heads.views, heads.views[0].shape[0]
+        distances = torch.cat(
+            [self._level_distances(v[:, :box_channels], heads.chunk) for v in views], 1
+        )
+        pred_bboxes = dist2bbox(distances, points, xywh=False) * stride  # [B, A, 4] pixels
+        gt_labels, gt_bboxes, mask_gt = pad_targets(
+            targets.to(views[0].device), batch, self.num_classes
+        )
+
+        def lookup(image: torch.Tensor, anchor: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+            positions = _level_positions(anchor, heads.sizes)
+            return _gather_values(views, positions, image, cls + box_channels).sigmoid()
+
+        return self.assigner.assign(
+            lookup, pred_bboxes, points * stride, gt_labels, gt_bboxes, mask_gt
+        )
 
     def _box_terms(
         self,

@@ -1,7 +1,7 @@
 """The pieces both detection losses share: target padding, the DFL term, an exact softplus sum.
 
 Used by the fast :class:`~yolo_mlops.yolo.train.loss.DetectionLoss` and by the dense
-:func:`~yolo_mlops.yolo.train.loss_reference.dense_detection_loss` (design §3).
+reference loss in ``tests/yolo/train/loss_reference.py`` (design §3).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ With all of it restored, a resumed run repeats the uninterrupted run's arithmeti
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -33,8 +34,10 @@ import torch
 from torch import nn
 
 from yolo_mlops.yolo.io.checkpoint import save_checkpoint
+from yolo_mlops.yolo.io.format import LIBRARY_VERSION
+from yolo_mlops.yolo.train.config import TrainConfig
 from yolo_mlops.yolo.train.ema import ModelEMA, unwrap
-from yolo_mlops.yolo.train.engine import EpochStats, LoopState
+from yolo_mlops.yolo.train.engine import EpochStats, RunObjects
 
 LOGGER = logging.getLogger(__name__)
 
@@ -147,31 +150,23 @@ def history_row(
     return row
 
 
-def format_row(row: dict[str, float], epochs: int) -> str:
-    """A one-line log summary of a history row."""
-    return (
+def format_row(row: dict[str, float], epochs: int, validated: bool = True) -> str:
+    """A one-line log summary of a history row; P, R and mAP only when the epoch was validated
+    (without validation the row's metric columns are placeholders, not measurements)."""
+    losses = (
         f"epoch {int(row['epoch'])}/{epochs}: loss box {row['train/box_loss']:.4f} "
         f"cls {row['train/cls_loss']:.4f} dfl {row['train/dfl_loss']:.4f} | "
+    )
+    metrics = (
         f"P {row['metrics/precision']:.3f} R {row['metrics/recall']:.3f} "
         f"mAP50 {row['metrics/mAP50']:.4f} mAP50-95 {row['metrics/mAP50-95']:.4f} | "
-        f"{row['time/epoch']:.1f}s (data {row['time/data']:.1f}s)"
     )
+    timing = f"{row['time/epoch']:.1f}s (data {row['time/data']:.1f}s)"
+    return losses + (metrics if validated else "") + timing
 
 
 def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in unwrap(module).state_dict().items()}
-
-
-@dataclass
-class RunObjects:
-    """The live objects whose state a checkpoint carries (``ema`` is None off the main rank)."""
-
-    model: nn.Module
-    ema: ModelEMA | None
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    loop: LoopState
 
 
 def snapshot(
@@ -205,6 +200,22 @@ def snapshot(
         "epochs_without_improvement": progress.epochs_without_improvement,
         "history": [dict(row) for row in progress.history],
         "rng": rng_state(),
+    }
+
+
+def checkpoint_config(
+    model: nn.Module, config: TrainConfig, imgsz: int, names: list[str], **meta: Any
+) -> dict[str, Any]:
+    """The checkpoint's ``config`` entry: what the model is, the training parameters, ``meta``."""
+    return {
+        "scale": config.scale,
+        "nc": len(names),
+        "names": list(names),
+        "imgsz": imgsz,
+        "stride": [int(s) for s in unwrap(model).stride.tolist()],
+        "project_version": LIBRARY_VERSION,
+        "train_args": dataclasses.asdict(config),
+        **meta,
     }
 
 

@@ -9,7 +9,6 @@ carries everything needed to continue exactly (see :mod:`yolo_mlops.yolo.train.s
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 import warnings
@@ -26,7 +25,6 @@ from yolo_mlops.yolo.data.loader import build_eval_loader, build_train_loader
 from yolo_mlops.yolo.device import select_device
 from yolo_mlops.yolo.eval.evaluate import evaluate
 from yolo_mlops.yolo.io.checkpoint import atomic_copy
-from yolo_mlops.yolo.io.format import LIBRARY_VERSION
 from yolo_mlops.yolo.io.weights import load_pretrained, transfer_weights
 from yolo_mlops.yolo.model.network import build_model
 from yolo_mlops.yolo.train import run_guard
@@ -42,11 +40,14 @@ from yolo_mlops.yolo.train.distributed import (
     shard_loader,
     wrap_model,
 )
-from yolo_mlops.yolo.train.ema import ModelEMA, unwrap
+from yolo_mlops.yolo.train.ema import ModelEMA
 from yolo_mlops.yolo.train.engine import (
     BatchCallback,
+    Criterion,
     EpochStats,
+    LoopOptions,
     LoopState,
+    RunObjects,
     StepSchedule,
     train_one_epoch,
 )
@@ -84,15 +85,14 @@ class _Run:
     device: torch.device
     imgsz: int
     names: list[str]
-    objects: train_state.RunObjects  # model, EMA, optimizer, scheduler, scaler, loop state
+    objects: RunObjects  # model, EMA, optimizer, scheduler, scaler, loop state
     progress: train_state.Progress
-    ddp_model: nn.Module
-    criterion: Callable
+    ddp_model: nn.Module  # the module the forward runs: the model, wrapped for DDP / compiled
+    criterion: Criterion
     loader: Any
     val_loader: Any
     schedule: StepSchedule
-    autocast_dtype: torch.dtype | None
-    first_reduced_epoch: int  # earlier epochs train in float32 (precision.first_bf16_epoch)
+    options: LoopOptions
 
 
 class Trainer:
@@ -107,7 +107,11 @@ class Trainer:
         criterion: loss override (tests); default ``DetectionLoss(nc)``.
         augment: training augmentation (default ``AugmentConfig()``, design §4).
         checkpoint_meta: extra plain entries for the checkpoints' ``config`` (e.g. the tracking
-            run that trains them, so a resume or a later registration finds it).
+            run that trains them, so a resume or a later registration finds it; the
+            ``base_weights`` record of the initial weights).
+        pretrained_file: the local file to load instead of ``config.pretrained`` (which may be
+            an official name or a URL, fetched by the caller; this library reads local files
+            only); the checkpoints keep ``config.pretrained`` as configured.
     """
 
     def __init__(
@@ -121,11 +125,13 @@ class Trainer:
         criterion: Callable | None = None,
         augment: AugmentConfig | None = None,
         checkpoint_meta: dict[str, Any] | None = None,
+        pretrained_file: str | Path | None = None,
     ) -> None:
         if not isinstance(config, TrainConfig):
             config = TrainConfig.from_mapping(config)
         self.config = config
         self.checkpoint_meta = dict(checkpoint_meta or {})
+        self.pretrained_file = pretrained_file
         self.cache = cache
         self.callbacks = list(callbacks)
         self.batch_callbacks = list(batch_callbacks)
@@ -135,20 +141,6 @@ class Trainer:
         self.save_dir = Path(self.config.save_dir)
         self.last_path = self.save_dir / "last.pt"
         self.best_path = self.save_dir / "best.pt"
-
-    # ----------------------------------------------------------------------------- set-up
-    def _resume_path(self) -> Path | None:
-        return run_guard.resume_path(self.config.resume, self.save_dir)
-
-    def _build_model(self) -> nn.Module:
-        names = list(self.cache.names)
-        model = build_model(self.config.scale, num_classes=len(names), names=names)
-        if self.config.pretrained:
-            load_pretrained(model, self.config.pretrained, self.config.scale)
-        for name, param in model.named_parameters():
-            if ".dfl" in name:  # the DFL projection is a fixed 0..15 ramp, never trained
-                param.requires_grad_(False)
-        return model
 
     # ----------------------------------------------------------------------------- training
     def fit(self) -> TrainResult:
@@ -177,8 +169,38 @@ class Trainer:
             stopped_early=stopped_early,
         )
 
+    # ----------------------------------------------------------------------------- set-up
     def _setup(self) -> _Run:
-        """Device, seeds, model, loss, loaders, optimizer, schedule, EMA; restores a resume."""
+        """Build the run in a straight line: process, model, data, optimization, resume state.
+
+        The order is also the order in which the seeded global RNG is drawn (the model's
+        initialisation) and a resume restores it: keep it.
+        """
+        device = self._prepare_process()
+        model = self._place_model(device)
+        criterion = self._build_criterion()
+        workers = loader_workers(
+            self.config.workers,
+            device_type=device.type,
+            threads=torch.get_num_threads(),
+            processes=self.dist.local_world_size,
+        )
+        loader = self._build_train_loader(device, workers)
+        objects, schedule = self._build_optimization(model, device, len(loader))
+        progress = self._restore(objects, device)
+        val_loader = self._build_val_loader(device, workers)
+        options = self._loop_options(device, schedule)
+        self._log_start(device, workers, options)
+        wrapped = wrap_model(model, device, self.dist, self.config.sync_bn)
+        return _Run(
+            device=device, imgsz=options.imgsz, names=list(self.cache.names), objects=objects,
+            progress=progress, ddp_model=maybe_compile(wrapped, model, self.config.compile),
+            criterion=criterion, loader=loader, val_loader=val_loader, schedule=schedule,
+            options=options,
+        )  # fmt: skip
+
+    def _prepare_process(self) -> torch.device:
+        """Check the splits, keep an unfinished run aside, pick the device, threads and seeds."""
         cfg = self.config
         run_guard.check_splits(cfg.train_split, cfg.val_split)
         device = select_device(cfg.device)
@@ -191,129 +213,137 @@ class Trainer:
         if device.type == "cpu" and cfg.cpu_memory_reuse:
             retain_freed_memory()
         train_state.seed_everything(cfg.seed + 1, cfg.deterministic)
-        imgsz = int(self.cache.imgsz)
+        return device
+
+    def _resume_path(self) -> Path | None:
+        return run_guard.resume_path(self.config.resume, self.save_dir)
+
+    def _pretrained(self) -> str | Path | None:
+        """The weights file the model starts from; empty or None from scratch."""
+        return self.pretrained_file or self.config.pretrained
+
+    def _build_model(self) -> nn.Module:
         names = list(self.cache.names)
+        model = build_model(self.config.scale, num_classes=len(names), names=names)
+        if pretrained := self._pretrained():
+            load_pretrained(model, pretrained, self.config.scale)
+        for name, param in model.named_parameters():
+            if ".dfl" in name:  # the DFL projection is a fixed 0..15 ramp, never trained
+                param.requires_grad_(False)
+        return model
+
+    def _place_model(self, device: torch.device) -> nn.Module:
         model = self._build_model().to(device)
-        if cfg.channels_last:
+        if self.config.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        criterion = self.criterion
-        if criterion is None:
-            criterion = DetectionLoss(
-                len(names), strides=(8, 16, 32), min_candidate_side=cfg.tal_min_side
-            )
-            criterion.sync_normaliser = self.dist.enabled  # one normaliser for the global batch
-        pinned = device.type == "cuda"  # page-locked batches: asynchronous copies to the GPU
-        workers = loader_workers(
-            cfg.workers,
-            device_type=device.type,
-            threads=torch.get_num_threads(),
-            processes=self.dist.local_world_size,
+        return model
+
+    def _build_criterion(self) -> Criterion:
+        if self.criterion is not None:
+            return self.criterion
+        criterion = DetectionLoss(
+            len(self.cache.names), strides=(8, 16, 32), min_candidate_side=self.config.tal_min_side
         )
+        criterion.sync_normaliser = self.dist.enabled  # one normaliser for the global batch
+        return criterion
+
+    def _build_train_loader(self, device: torch.device, workers: int) -> Any:
+        cfg = self.config
         loader = build_train_loader(
             self.cache,
             split=cfg.train_split,
             batch_size=cfg.batch,
-            augment=self._augment_config(),
+            augment=self.augment if self.augment is not None else AugmentConfig(),
             seed=cfg.seed,
             workers=workers,
             epochs=cfg.epochs,
             close_mosaic=cfg.close_mosaic,
             shuffle=True,
-            pin_memory=pinned,
+            pin_memory=device.type == "cuda",  # page-locked: asynchronous copies to the GPU
         )
-        if self.dist.enabled:
-            loader = shard_loader(loader, self.dist)
-        batches_per_epoch = len(loader)
-        num_images = len(self.cache.indices(cfg.train_split))
+        return shard_loader(loader, self.dist) if self.dist.enabled else loader
+
+    def _build_val_loader(self, device: torch.device, workers: int) -> Any:
+        cfg = self.config
+        if not cfg.val or not self.dist.is_main:
+            return None
+        pinned = device.type == "cuda"
+        return build_eval_loader(self.cache, cfg.val_split, cfg.val_batch, workers, pinned)
+
+    def _build_optimization(
+        self, model: nn.Module, device: torch.device, batches_per_epoch: int
+    ) -> tuple[RunObjects, StepSchedule]:
+        """Optimizer (three parameter groups), per-epoch LR schedule, scaler, EMA, step plan."""
+        cfg = self.config
         choice = resolve_optimizer(
-            cfg.optimizer,
-            lr0=cfg.lr0,
-            momentum=cfg.momentum,
-            warmup_bias_lr=cfg.warmup_bias_lr,
-            num_classes=len(names),
-            num_images=num_images,
-            batch_size=cfg.batch,
-            epochs=cfg.epochs,
-            nbs=cfg.nbs,
-        )
+            cfg.optimizer, lr0=cfg.lr0, momentum=cfg.momentum, warmup_bias_lr=cfg.warmup_bias_lr,
+            num_classes=len(self.cache.names), num_images=self._num_images(),
+            batch_size=cfg.batch, epochs=cfg.epochs, nbs=cfg.nbs,
+        )  # fmt: skip
         accumulate = accumulate_steps(cfg.nbs, cfg.batch)
-        decay = cfg.weight_decay * cfg.batch * accumulate / cfg.nbs
-        optimizer = build_optimizer(model, choice, decay)
+        optimizer = build_optimizer(
+            model, choice, cfg.weight_decay * cfg.batch * accumulate / cfg.nbs
+        )
         lr_factor = LRFactor(cfg.epochs, cfg.lrf, cfg.cos_lr)
         scheduler = build_scheduler(optimizer, lr_factor)
         scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and cfg.amp)
         ema = ModelEMA(model) if self.dist.is_main else None
         loop = LoopState(accumulate=accumulate)
-        objects = train_state.RunObjects(model, ema, optimizer, scheduler, scaler, loop)
-        progress = train_state.Progress()
-
-        resume_from = self._resume_path()
-        if resume_from is not None:
-            progress = train_state.restore(resume_from, objects, device)
-            LOGGER.info("resuming from %s at epoch %d", resume_from, progress.start_epoch + 1)
-            if progress.start_epoch >= cfg.epochs:
-                raise ValueError(
-                    f"{resume_from} already finished {cfg.epochs} epochs; nothing to resume"
-                )
-        val_loader = None
-        if cfg.val and self.dist.is_main:
-            val_loader = build_eval_loader(
-                self.cache, cfg.val_split, cfg.val_batch, workers, pin_memory=pinned
-            )
+        warmup = warmup_iterations(cfg.warmup_epochs, batches_per_epoch, cfg.warmup_min_iters)
         schedule = StepSchedule(
-            epochs=cfg.epochs,
-            batches_per_epoch=batches_per_epoch,
-            batch_size=cfg.batch,
-            nbs=cfg.nbs,
-            warmup_iters=warmup_iterations(
-                cfg.warmup_epochs, batches_per_epoch, cfg.warmup_min_iters
-            ),
-            warmup_bias_lr=choice.warmup_bias_lr,
-            warmup_momentum=cfg.warmup_momentum,
-            momentum=cfg.momentum,
-            lr_factor=lr_factor,
-            clip_grad=cfg.clip_grad,
-            world_size=self.dist.world_size,
-        )
+            epochs=cfg.epochs, batches_per_epoch=batches_per_epoch, batch_size=cfg.batch,
+            nbs=cfg.nbs, warmup_iters=warmup, warmup_bias_lr=choice.warmup_bias_lr,
+            warmup_momentum=cfg.warmup_momentum, momentum=cfg.momentum, lr_factor=lr_factor,
+            clip_grad=cfg.clip_grad, world_size=self.dist.world_size,
+        )  # fmt: skip
+        return RunObjects(model, ema, optimizer, scheduler, scaler, loop), schedule
+
+    def _restore(self, objects: RunObjects, device: torch.device) -> train_state.Progress:
+        """A fresh start, or the state of the ``resume`` checkpoint loaded into ``objects``."""
+        resume_from = self._resume_path()
+        if resume_from is None:
+            return train_state.Progress()
+        progress = train_state.restore(resume_from, objects, device)
+        LOGGER.info("resuming from %s at epoch %d", resume_from, progress.start_epoch + 1)
+        if progress.start_epoch >= self.config.epochs:
+            raise ValueError(
+                f"{resume_from} already finished {self.config.epochs} epochs; nothing to resume"
+            )
+        return progress
+
+    def _loop_options(self, device: torch.device, schedule: StepSchedule) -> LoopOptions:
+        cfg = self.config
         precision = autocast_dtype(device, amp=cfg.amp, bf16=cfg.bf16)
         first_reduced = first_bf16_epoch(
-            precision, fp32_steps=cfg.bf16_after_steps, from_scratch=not cfg.pretrained,
-            steps_per_epoch=batches_per_epoch / accumulate,
+            precision, fp32_steps=cfg.bf16_after_steps, from_scratch=not self._pretrained(),
+            steps_per_epoch=schedule.batches_per_epoch / accumulate_steps(cfg.nbs, cfg.batch),
         )  # fmt: skip
+        return LoopOptions(
+            autocast_dtype=precision,
+            first_reduced_epoch=first_reduced,
+            channels_last=cfg.channels_last,
+            imgsz=int(self.cache.imgsz),
+            progress=cfg.progress and self.dist.is_main,
+            callbacks=tuple(self.batch_callbacks),
+        )
+
+    def _log_start(self, device: torch.device, workers: int, options: LoopOptions) -> None:
+        cfg = self.config
         if not cfg.val:
             LOGGER.info(
                 "validation is off: best.pt will be the final EMA weights and patience is ignored"
             )
+        precision = describe(options.autocast_dtype, options.first_reduced_epoch)
         LOGGER.info(
             "training YOLO11%s on %s: %d images, imgsz %d, batch %d, %d epochs, %s, "
-            "%d loader worker(s), %d thread(s)",
-            cfg.scale,
-            device,
-            num_images,
-            imgsz,
-            cfg.batch,
-            cfg.epochs,
-            describe(precision, first_reduced),
-            workers,
-            torch.get_num_threads(),
-        )
-        return _Run(
-            device=device,
-            imgsz=imgsz,
-            names=names,
-            objects=objects,
-            progress=progress,
-            ddp_model=maybe_compile(
-                wrap_model(model, device, self.dist, cfg.sync_bn), model, cfg.compile
-            ),
-            criterion=criterion,
-            loader=loader,
-            val_loader=val_loader,
-            schedule=schedule,
-            autocast_dtype=precision,
-            first_reduced_epoch=first_reduced,
-        )
+            "%d loader worker(s), %d thread(s)", cfg.scale, device, self._num_images(),
+            options.imgsz, cfg.batch, cfg.epochs, precision, workers, torch.get_num_threads(),
+        )  # fmt: skip
 
+    def _num_images(self) -> int:
+        return len(self.cache.indices(self.config.train_split))
+
+    # ----------------------------------------------------------------------------- epochs
     def _train_epoch(self, run: _Run, epoch: int) -> EpochStats:
         """One pass over the training data (see :func:`engine.train_one_epoch`)."""
         cfg = self.config
@@ -321,28 +351,14 @@ class Trainer:
         closing = epoch == max(cfg.epochs - cfg.close_mosaic, 0) and cfg.close_mosaic > 0
         if closing and self.dist.is_main:
             LOGGER.info("closing mosaic from epoch %d", epoch + 1)
-        objects = run.objects
         stats = train_one_epoch(
-            run.ddp_model,
-            run.criterion,
-            run.loader,
-            optimizer=objects.optimizer,
-            scaler=objects.scaler,
-            ema=objects.ema,
-            epoch=epoch,
-            schedule=run.schedule,
-            state=objects.loop,
-            device=run.device,
-            autocast_dtype=run.autocast_dtype if epoch >= run.first_reduced_epoch else None,
-            channels_last=cfg.channels_last,
-            imgsz=run.imgsz,
-            progress=cfg.progress and self.dist.is_main,
-            callbacks=self.batch_callbacks,
-        )
+            run.ddp_model, run.criterion, run.loader, run.objects, run.device, epoch,
+            run.schedule, run.options,
+        )  # fmt: skip
         with warnings.catch_warnings():
             # a run whose first epoch only accumulates (no optimizer.step yet) is expected
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
-            objects.scheduler.step()
+            run.objects.scheduler.step()
         stats.losses = all_reduce_mean(stats.losses, self.dist)
         return stats
 
@@ -360,11 +376,15 @@ class Trainer:
             final = stop or epoch + 1 == cfg.epochs
             batches = run.schedule.batches_per_epoch
             training = train_state.snapshot(epoch, run.objects, run.progress, batches, final=final)
-            config = self._checkpoint_config(run.objects.model, run.imgsz, run.names)
+            config = train_state.checkpoint_config(
+                run.objects.model, self.config, run.imgsz, run.names, **self.checkpoint_meta
+            )
             train_state.write(self.last_path, ema, config, training)
             if improved:  # the same bytes: link (or copy) instead of serialising twice
                 atomic_copy(self.last_path, self.best_path)
-            LOGGER.info(train_state.format_row(row, cfg.epochs))
+            LOGGER.info(
+                train_state.format_row(row, cfg.epochs, validated=run.val_loader is not None)
+            )
             for callback in self.callbacks:
                 callback(epoch + 1, row)
         stop = broadcast_object(stop, self.dist)
@@ -378,25 +398,9 @@ class Trainer:
             )
         return stop
 
-    def _augment_config(self) -> AugmentConfig:
-        return self.augment if self.augment is not None else AugmentConfig()
-
     def _validate(self, ema: ModelEMA, val_loader: Any, names: list[str]) -> dict[str, float]:
         """Metrics of the EMA model on the validation split (all 0 when validation is off)."""
         if val_loader is None:
             return {"precision": 0.0, "recall": 0.0, "mAP50": 0.0, "mAP50-95": 0.0, "fitness": 0.0}
         result = evaluate(ema.module, val_loader, names)  # batches follow the model's device
         return {k: float(v) for k, v in result.metrics.items()}
-
-    def _checkpoint_config(self, model: nn.Module, imgsz: int, names: list[str]) -> dict:
-        bare = unwrap(model)
-        return {
-            "scale": self.config.scale,
-            "nc": len(names),
-            "names": list(names),
-            "imgsz": imgsz,
-            "stride": [int(s) for s in bare.stride.tolist()],
-            "project_version": LIBRARY_VERSION,
-            "train_args": dataclasses.asdict(self.config),
-            **self.checkpoint_meta,
-        }

@@ -1,0 +1,115 @@
+"""The promotion gate: whether a new version becomes the registered model's champion.
+
+The gate moves ``champion`` to the new version when its mAP50-95 clears the absolute floor
+``min_map50_95`` AND beats the current champion's by at least ``min_improvement`` (strictly
+better when the margin is 0); with no champion yet, clearing the floor is enough. The champion's
+figure is read from its ``mAP50-95`` version tag. :mod:`.registry` writes the decision and its
+numbers as version tags (``promotion.*``), run tags and run metrics (``verdict/*``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from yolo_mlops.tracking import model_card
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    """``register.promotion``: when a challenger becomes champion."""
+
+    min_improvement: float = 0.0
+    min_map50_95: float = 0.0
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """The gate's verdict and the numbers it was made on."""
+
+    promoted: bool
+    reason: str
+    challenger_map50_95: float
+    champion_map50_95: float | None
+    champion_version: str | None
+    min_improvement: float
+    min_map50_95: float
+
+    @property
+    def label(self) -> str:
+        """The ``promotion.decision`` tag: ``promoted`` or ``not_promoted``."""
+        return "promoted" if self.promoted else "not_promoted"
+
+
+def decide_promotion(
+    challenger: float,
+    champion: float | None,
+    policy: PromotionPolicy,
+    champion_version: str | None = None,
+) -> PromotionDecision:
+    """Pure gate: promote iff floor cleared and (no champion, or improvement >= margin and > 0)."""
+
+    def verdict(promoted: bool, reason: str) -> PromotionDecision:
+        return PromotionDecision(
+            promoted,
+            reason,
+            challenger,
+            champion,
+            champion_version,
+            policy.min_improvement,
+            policy.min_map50_95,
+        )
+
+    if not math.isfinite(challenger) or challenger < policy.min_map50_95:
+        return verdict(False, f"mAP50-95 {challenger:.4f} below floor {policy.min_map50_95:.4f}")
+    if champion is None:
+        return verdict(True, "no current champion with a mAP50-95 tag; floor cleared")
+    gain = challenger - champion
+    versus = f"mAP50-95 {challenger:.4f} vs champion v{champion_version}'s {champion:.4f}"
+    if gain > 0 and gain >= policy.min_improvement:
+        return verdict(True, f"{versus}: better by {gain:+.4f}")
+    if gain <= 0:
+        return verdict(False, f"{versus}: not strictly better ({gain:+.4f})")
+    return verdict(
+        False,
+        f"{versus}: better by {gain:+.4f}, less than the required margin "
+        f"{policy.min_improvement:.4f}",
+    )
+
+
+def read_metric(values: Mapping[str, Any], key: str) -> float:
+    """``values[key]`` as a float; NaN when it is missing or not a number."""
+    try:
+        return float(values[key])
+    except (KeyError, TypeError, ValueError):
+        return float("nan")
+
+
+def current_champion(
+    client: MlflowClient, name: str, alias: str
+) -> tuple[str | None, float | None]:
+    """The version holding ``alias`` and its ``mAP50-95`` tag (``None`` where there is none)."""
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None, None
+    try:
+        return str(version.version), float(version.tags["mAP50-95"])
+    except (KeyError, TypeError, ValueError):
+        return str(version.version), None
+
+
+def champion_metrics(client: MlflowClient, name: str, version: str | None) -> dict[str, float]:
+    """The champion's headline metrics from its version tags (older versions: fewer)."""
+    if version is None:
+        return {}
+    try:
+        tags = client.get_model_version(name, version).tags
+    except MlflowException:
+        return {}
+    return {key: read_metric(tags, key) for key, *_ in model_card.HEADLINE_METRICS if key in tags}
