@@ -12,8 +12,8 @@ from yolo_mlops.ingestion import weights_cache
 from yolo_mlops.ingestion.download import RetryPolicy
 from yolo_mlops.ingestion.weights_cache import (
     WeightsFetchError,
+    base_weights_meta,
     cached_file,
-    describe_weights,
     fetch_pretrained,
     fetch_weights,
     weights_cache_dir,
@@ -65,9 +65,6 @@ def test_first_fetch_downloads_and_records_the_second_makes_no_request(body, cac
         str(cache_dir)
     )
     assert "path" not in first.record()
-    # lineage reads the record back without a request
-    described = describe_weights("yolo11n.pt", base_url=base_url)
-    assert described == {"name": "yolo11n.pt", "url": first.url, "sha256": digest}
 
 
 def test_dropped_connection_resumes_with_a_range_request(body):
@@ -153,6 +150,8 @@ def test_fetch_pretrained_reads_the_training_block(body, tmp_path):
     assert (weights.parameter, weights.value, weights.path) == (
         "training.pretrained", str(path), str(path),
     )  # fmt: skip
+    assert base_weights_meta(weights) == {"base_weights": weights.record()}
     assert fetch_pretrained(TrainConfig(pretrained="")) is None
+    assert base_weights_meta(None) == {"base_weights": None}  # from scratch
     with pytest.raises(WeightsError, match=r"training\.scale is 'm'"):
         fetch_pretrained(TrainConfig(pretrained=str(path), scale="m"))

@@ -48,3 +48,25 @@ def test_runtime_tags_prefer_training_seed_and_resolve_auto_device():
     assert tags["device"] in {"cpu", "cuda"}
     assert tags["torch.version"]
     assert lineage.runtime_tags({})["seed"] == "unknown"
+
+
+def test_weights_tags_name_the_base_weights_or_none_from_scratch():
+    record = {"name": "yolo11n.pt", "url": "https://x/yolo11n.pt", "sha256": "ab" * 32, "size": 5}
+    tags = {
+        "base_weights.name": "yolo11n.pt",
+        "base_weights.url": "https://x/yolo11n.pt",
+        "base_weights.sha256": "ab" * 32,
+    }
+    assert lineage.weights_tags(record) == tags
+    assert lineage.weights_tags(None) == {"base_weights.name": "none"}
+    assert lineage.weights_tags({"name": "mine.pt", "url": ""})["base_weights.url"] == "unknown"
+
+
+def test_checkpoint_weights_tags_read_the_checkpoint_record():
+    record = {"name": "yolo11n.pt", "url": "https://x/yolo11n.pt", "sha256": "ab" * 32}
+    checkpoint = {"config": {"base_weights": record}}
+    assert lineage.checkpoint_weights_tags(checkpoint) == lineage.weights_tags(record)
+    scratch = {"config": {"base_weights": None}}
+    assert lineage.checkpoint_weights_tags(scratch) == {"base_weights.name": "none"}
+    unknown = {f"base_weights.{key}": "unknown" for key in ("name", "url", "sha256")}
+    assert lineage.checkpoint_weights_tags({"config": {}}) == unknown  # recorded before

@@ -46,7 +46,7 @@ def _base_weights_tags(weights: PretrainedWeightsHook | None) -> dict[str, str]:
     if weights is None or not weights.trains:
         return {}
     record = weights.pretrained.record() if weights.pretrained is not None else None
-    return lineage.checkpoint_weights_tags({"config": {"base_weights": record}})
+    return lineage.weights_tags(record)
 
 
 class MlflowTrackingHook:

@@ -19,7 +19,6 @@ the checkpoint and in MLflow (and ``training.pretrained_sha256`` pins it).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from dataclasses import asdict, dataclass
@@ -261,7 +260,7 @@ def fetch_pretrained(training: PretrainedSettings) -> BaseWeights | None:
     The one way from the ``training`` block to a weights file (its ``pretrained``,
     ``pretrained_sha256``, ``weights_base_url`` and ``scale``). The run-start hook calls it, so a
     download happens there, before the MLflow run and the dataset; the ``train_model`` node calls
-    it again and finds the file in the cache (no request).
+    it again and finds the file in the cache (no request), as do the torchrun workers.
     """
     return fetch_weights(
         training.pretrained or "",
@@ -272,34 +271,7 @@ def fetch_pretrained(training: PretrainedSettings) -> BaseWeights | None:
     )
 
 
-def describe_weights(
-    value: str,
-    *,
-    parameter: str = "training.pretrained",
-    base_url: str = OFFICIAL_BASE_URL,
-    cache_dir: Path | None = None,
-) -> dict[str, str]:
-    """Name, URL and sha256 of the weights ``value`` names, without any network request.
-
-    The sha256 comes from the download's sidecar record (or the local file); ``"unknown"``
-    when the weights were not fetched yet. Empty dict for "" or an unresolvable value.
-    """
-    try:
-        source = resolve_weights(value, base_url, parameter)
-    except WeightsError:
-        return {}
-    if source.kind == "none":
-        return {}
-    digest = "unknown"
-    if source.path is not None:
-        digest = sha256_of(source.path)
-    else:
-        assert source.url is not None
-        sidecar = cached_file(source.url, source.name, cache_dir).with_name(source.name + ".json")
-        try:
-            record = json.loads(sidecar.read_text())
-            if record.get("source") == source.url and record.get("sha256"):
-                digest = str(record["sha256"])
-        except (OSError, ValueError):
-            pass
-    return {"name": source.name, "url": source.url or "", "sha256": digest}
+def base_weights_meta(weights: BaseWeights | None) -> dict[str, dict[str, str | int] | None]:
+    """``{"base_weights": record}`` for a trainer's ``checkpoint_meta``: what the checkpoints
+    record of the initial weights (:meth:`BaseWeights.record`; None from scratch)."""
+    return {"base_weights": weights.record() if weights is not None else None}

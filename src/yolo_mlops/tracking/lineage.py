@@ -7,19 +7,13 @@ downloaded simply gets fewer tags (the value ``"unknown"`` where a tag is always
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-
-from yolo_mlops.ingestion.weights_cache import describe_weights
-from yolo_mlops.yolo.io.weights import OFFICIAL_BASE_URL
-
-logger = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
 MANIFEST = Path("data/01_raw/dataset_manifest.json")
@@ -134,31 +128,13 @@ def runtime_tags(flat_params: Mapping[str, Any]) -> dict[str, str]:
     return tags
 
 
-def _weights_tags(record: Mapping[str, Any] | None) -> dict[str, str]:
+def weights_tags(record: Mapping[str, Any] | None) -> dict[str, str]:
+    """``base_weights.name``/``.url``/``.sha256`` of a :meth:`BaseWeights.record` (or a
+    checkpoint's ``config["base_weights"]``); ``base_weights.name: none`` from scratch."""
     if not record:
         return {"base_weights.name": "none"}  # trained from scratch
     keys = ("name", "url", "sha256")
     return {f"base_weights.{key}": str(record.get(key) or UNKNOWN) for key in keys}
-
-
-def base_weights_tags(params: Mapping[str, Any], node_names: Collection[str]) -> dict[str, str]:
-    """``base_weights.name``/``.url``/``.sha256`` of ``training.pretrained`` when the run trains.
-
-    No network: the sha256 comes from the weights cache (the weights hook fetched the file
-    before this runs) or the local file. Empty when ``train_model`` is not among the nodes.
-    """
-    if "train_model" not in node_names:
-        return {}
-    training = params.get("training") or {}
-    try:
-        record = describe_weights(
-            str(training.get("pretrained") or ""),
-            base_url=str(training.get("weights_base_url") or OFFICIAL_BASE_URL),
-        )
-    except OSError as error:
-        logger.debug("base weights not described: %s", error)
-        record = {"name": UNKNOWN}
-    return _weights_tags(record)
 
 
 def checkpoint_weights_tags(checkpoint: Mapping[str, Any]) -> dict[str, str]:
@@ -166,4 +142,4 @@ def checkpoint_weights_tags(checkpoint: Mapping[str, Any]) -> dict[str, str]:
     config = checkpoint.get("config") or {}
     if "base_weights" not in config:  # a checkpoint from before base weights were recorded
         return {f"base_weights.{key}": UNKNOWN for key in ("name", "url", "sha256")}
-    return _weights_tags(config["base_weights"])
+    return weights_tags(config["base_weights"])

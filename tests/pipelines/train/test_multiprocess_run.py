@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
@@ -95,6 +96,9 @@ def test_two_cpu_processes_log_one_run_and_match_single_process_losses(tmp_path,
     assert (project / "data/06_models/best.pt").is_file()
     assert (project / "data/06_models/last.pt").is_file()
     assert (project / "data/06_models/run2/last.pt").is_file()
+    config = torch.load(project / "data/06_models/best.pt", weights_only=True)["config"]
+    assert config["train_args"]["pretrained"] == start  # as configured: the workers fetched it
+    assert (config["base_weights"]["value"], config["base_weights"]["name"]) == (start, "last.pt")
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("yolo-mlops")

@@ -244,6 +244,20 @@ def test_pretrained_ultralytics_pt_loads_into_a_three_class_model(reference_dir,
     assert not any(p.requires_grad for n, p in model.named_parameters() if ".dfl" in n)
 
 
+def test_pretrained_file_is_loaded_while_the_config_keeps_the_configured_name(
+    reference_dir, cache, tmp_path
+):
+    path = reference_dir / "yolo11n_ultralytics_format.pt"
+    trainer = Trainer(config(tmp_path, pretrained="yolo11n.pt"), cache, pretrained_file=path)
+    model = trainer._build_model()  # an official name alone is refused: the library reads files
+    reference = torch.load(reference_dir / "yolo11n_reference.pt", weights_only=True)["state_dict"]
+    torch.testing.assert_close(
+        model.state_dict()["model.0.conv.weight"], reference["model.0.conv.weight"],
+        rtol=1e-3, atol=1e-3,
+    )  # fmt: skip
+    assert trainer.config.pretrained == "yolo11n.pt"  # what the checkpoints record
+
+
 def test_device_auto_falls_back_to_cpu_and_unknown_keys_are_errors(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)

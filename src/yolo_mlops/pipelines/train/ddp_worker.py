@@ -4,8 +4,10 @@
         --cache data/05_model_input/image_cache --params conf/base/parameters_training.yml \\
         [--augment conf/base/parameters_preprocessing.yml] [--set epochs=3 --set device=cpu]
 
-Each process joins the group (gloo on CPU, nccl on CUDA), loads its shard of every global
-batch and trains; rank 0 evaluates and writes ``save_dir/last.pt`` and ``best.pt``.
+Each process joins the group (gloo on CPU, nccl on CUDA), fetches ``training.pretrained``
+(:func:`~yolo_mlops.ingestion.weights_cache.fetch_pretrained`: found in the cache the
+``train_model`` node filled), loads its shard of every global batch and trains; rank 0 evaluates
+and writes ``save_dir/last.pt`` and ``best.pt``.
 ``training.batch`` is the global batch. Without torchrun it trains in one process.
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from yolo_mlops.ingestion.weights_cache import base_weights_meta, fetch_pretrained
 from yolo_mlops.pipelines.params import parse_params
 from yolo_mlops.yolo.data.augment import AugmentConfig
 from yolo_mlops.yolo.data.image_cache import ImageCache
@@ -66,10 +69,15 @@ def main(argv: list[str] | None = None, callbacks: Sequence[EpochCallback] = ())
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     config, augment = _configs(args)
+    weights = fetch_pretrained(config)
     info = init_distributed(select_device(config.device), timeout_s=config.dist_timeout_s)
     try:
         cache = ImageCache.open(args.cache)
-        trainer = Trainer(config, cache, callbacks=callbacks, dist_info=info, augment=augment)
+        trainer = Trainer(
+            config, cache, callbacks=callbacks, dist_info=info, augment=augment,
+            checkpoint_meta=base_weights_meta(weights),
+            pretrained_file=weights.path if weights is not None else None,
+        )  # fmt: skip
         result = trainer.fit()
         if info.is_main:
             LOGGER.info(

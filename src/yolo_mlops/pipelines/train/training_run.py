@@ -1,13 +1,15 @@
 """One training run of the ``train_model`` node, in a straight line (:func:`train`):
 
 1. the initial weights: :func:`~yolo_mlops.ingestion.weights_cache.fetch_pretrained` (the
-   run-start hook downloaded them already, so the file is found in the cache);
+   run-start hook downloaded them already, so the file is found in the cache; torchrun workers
+   fetch them the same way);
 2. the processes: one here, or torchrun workers / a Kubeflow TrainJob (:mod:`.launch`);
 3. the model folder: one run at a time (``run_guard.exclusive_save_dir``); a run its previous
    holder left RUNNING in MLflow is closed, a resumed run is linked to the one it continues;
-4. training: the :class:`Trainer` in this process, or the workers;
-5. the checkpoints: ``best`` without its resume state (like a released model); both record the
-   configured ``training.pretrained`` and the weights it named (``config["base_weights"]``).
+4. training: the :class:`Trainer` in this process, given the configured ``training`` block and
+   the weights file, or the workers; the checkpoints record the configured
+   ``training.pretrained`` and the weights it named (``config["base_weights"]``);
+5. the checkpoints: ``best`` without its resume state (like a released model).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from yolo_mlops.ingestion.weights_cache import BaseWeights, fetch_pretrained
+from yolo_mlops.ingestion.weights_cache import base_weights_meta, fetch_pretrained
 from yolo_mlops.pipelines.train import launch
 from yolo_mlops.pipelines.train.callbacks import epoch_callbacks
 from yolo_mlops.tracking import orphans
@@ -32,16 +34,6 @@ from yolo_mlops.yolo.train.trainer import EpochCallback, TrainConfig, Trainer, T
 logger = logging.getLogger(__name__)
 
 
-def _trainer_config(
-    config: TrainConfig, plan: launch.LaunchPlan, weights: BaseWeights | None
-) -> TrainConfig:
-    """What the trainer (or each worker) is given: the plan's device and, since the library reads
-    local files only, the fetched weights file. ``config`` keeps what was configured."""
-    return dataclasses.replace(
-        config, device=plan.device, pretrained=weights.path if weights is not None else ""
-    )
-
-
 def _link_runs(previous: Mapping[str, Any] | None, config: TrainConfig, save_dir: Path) -> None:
     """Close the MLflow run that left ``save_dir`` RUNNING; tag a resume with the run it resumes."""
     orphans.close_stale(previous, save_dir)
@@ -50,24 +42,11 @@ def _link_runs(previous: Mapping[str, Any] | None, config: TrainConfig, save_dir
         orphans.link_resume(torch.load(resume, map_location="cpu", weights_only=True))
 
 
-def _record_weights(
-    checkpoint: dict[str, Any], config: TrainConfig, weights: BaseWeights | None
-) -> dict[str, Any]:
-    """The checkpoint records the configured value, not this machine's cache path, and what it
-    named (name, url, sha256, size...; None from scratch)."""
-    checkpoint["config"]["train_args"]["pretrained"] = config.pretrained
-    checkpoint["config"]["base_weights"] = weights.record() if weights is not None else None
-    return checkpoint
-
-
-def _checkpoints(
-    result: TrainResult, config: TrainConfig, weights: BaseWeights | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def _checkpoints(result: TrainResult) -> tuple[dict[str, Any], dict[str, Any]]:
     """(best, last) as the node returns them; ``best`` without resume state."""
     best = torch.load(result.best, map_location="cpu", weights_only=True)
     best["training"] = None
-    last = torch.load(result.last, map_location="cpu", weights_only=True)
-    return _record_weights(best, config, weights), _record_weights(last, config, weights)
+    return best, torch.load(result.last, map_location="cpu", weights_only=True)
 
 
 def train(
@@ -83,23 +62,24 @@ def train(
     """
     weights = fetch_pretrained(config)
     plan = launch.plan_launch(config, nodes=launch.requested_nodes())
-    trainer_config = _trainer_config(config, plan, weights)
+    config = dataclasses.replace(config, device=plan.device)  # what each process trains with
     meta = orphans.checkpoint_meta()
     save_dir = Path(config.save_dir)
     with run_guard.exclusive_save_dir(save_dir, meta) as previous:
         _link_runs(previous, config, save_dir)
         if plan.distributed:
             cache_dir = getattr(cache, "root", None)
-            result = launch.train_distributed(trainer_config, augment, cache_dir, plan)
+            result = launch.train_distributed(config, augment, cache_dir, plan)
         else:
-            hooks = epoch_callbacks(config.epochs, callbacks)
             trainer = Trainer(
-                trainer_config, cache, callbacks=hooks, augment=augment, checkpoint_meta=meta
-            )
+                config, cache, callbacks=epoch_callbacks(config.epochs, callbacks),
+                augment=augment, checkpoint_meta=meta | base_weights_meta(weights),
+                pretrained_file=weights.path if weights is not None else None,
+            )  # fmt: skip
             result = trainer.fit()
     logger.info(
         "training done: best fitness %.5f after %d epochs%s", result.best_fitness,
         len(result.history), " (early stop)" if result.stopped_early else "",
     )  # fmt: skip
-    best, last = _checkpoints(result, config, weights)
+    best, last = _checkpoints(result)
     return best, last, pd.DataFrame(result.history)

@@ -106,12 +106,10 @@ class Trainer:
         dist_info: DDP process info (default: single process).
         criterion: loss override (tests); default ``DetectionLoss(nc)``.
         augment: training augmentation (default ``AugmentConfig()``, design §4).
-        checkpoint_meta: extra plain entries for the checkpoints' ``config`` (e.g. the tracking
-            run that trains them, so a resume or a later registration finds it; the
-            ``base_weights`` record of the initial weights).
-        pretrained_file: the local file to load instead of ``config.pretrained`` (which may be
-            an official name or a URL, fetched by the caller; this library reads local files
-            only); the checkpoints keep ``config.pretrained`` as configured.
+        checkpoint_meta: extra plain entries for the checkpoints' ``config`` (the tracking run
+            that trains them, the ``base_weights`` record of the initial weights).
+        pretrained_file: the local file to load instead of ``config.pretrained`` (a name or URL
+            the caller fetched); the checkpoints keep ``config.pretrained`` as configured.
     """
 
     def __init__(
@@ -131,7 +129,7 @@ class Trainer:
             config = TrainConfig.from_mapping(config)
         self.config = config
         self.checkpoint_meta = dict(checkpoint_meta or {})
-        self.pretrained_file = pretrained_file
+        self.pretrained = pretrained_file or config.pretrained  # the file the model starts from
         self.cache = cache
         self.callbacks = list(callbacks)
         self.batch_callbacks = list(batch_callbacks)
@@ -218,15 +216,11 @@ class Trainer:
     def _resume_path(self) -> Path | None:
         return run_guard.resume_path(self.config.resume, self.save_dir)
 
-    def _pretrained(self) -> str | Path | None:
-        """The weights file the model starts from; empty or None from scratch."""
-        return self.pretrained_file or self.config.pretrained
-
     def _build_model(self) -> nn.Module:
         names = list(self.cache.names)
         model = build_model(self.config.scale, num_classes=len(names), names=names)
-        if pretrained := self._pretrained():
-            load_pretrained(model, pretrained, self.config.scale)
+        if self.pretrained:
+            load_pretrained(model, self.pretrained, self.config.scale)
         for name, param in model.named_parameters():
             if ".dfl" in name:  # the DFL projection is a fixed 0..15 ramp, never trained
                 param.requires_grad_(False)
@@ -315,7 +309,7 @@ class Trainer:
         cfg = self.config
         precision = autocast_dtype(device, amp=cfg.amp, bf16=cfg.bf16)
         first_reduced = first_bf16_epoch(
-            precision, fp32_steps=cfg.bf16_after_steps, from_scratch=not self._pretrained(),
+            precision, fp32_steps=cfg.bf16_after_steps, from_scratch=not self.pretrained,
             steps_per_epoch=schedule.batches_per_epoch / accumulate_steps(cfg.nbs, cfg.batch),
         )  # fmt: skip
         return LoopOptions(
