@@ -2,12 +2,20 @@
 
 Every test runs with the network closed: sockets may connect to loopback only, so nothing but an
 HTTP server that a test starts on 127.0.0.1 can be reached.
+
+Every test, and every process a test starts, runs with a temporary home: ``HOME``, the XDG
+folders, the weights cache, and the folders of matplotlib, torch, MLflow, DVC, Kedro and Jupyter
+point into one folder made for the session and removed after it, so no test reads or writes the
+user's real home (``.ci/run`` checks that nothing under it changed during the suite).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +30,38 @@ for _name, _value in {
     "MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK": "true",
 }.items():
     os.environ.setdefault(_name, _value)
+
+#: The session's temporary home (set before any test module imports matplotlib, torch or mlflow).
+TEST_HOME = Path(tempfile.mkdtemp(prefix="yolo-mlops-test-home-"))
+HOME_ENV = {
+    "HOME": TEST_HOME,
+    "XDG_CACHE_HOME": TEST_HOME / ".cache",
+    "XDG_CONFIG_HOME": TEST_HOME / ".config",
+    "XDG_DATA_HOME": TEST_HOME / ".local/share",
+    "XDG_STATE_HOME": TEST_HOME / ".local/state",
+    "YOLO_MLOPS_WEIGHTS_DIR": TEST_HOME / ".cache/yolo-mlops/weights",
+    "MPLCONFIGDIR": TEST_HOME / ".config/matplotlib",
+    "TORCH_HOME": TEST_HOME / ".cache/torch",
+    "TORCHINDUCTOR_CACHE_DIR": TEST_HOME / ".cache/torchinductor",
+    "TRITON_CACHE_DIR": TEST_HOME / ".cache/triton",
+    "DVC_GLOBAL_CONFIG_DIR": TEST_HOME / ".config/dvc",
+    "DVC_SITE_CACHE_DIR": TEST_HOME / ".cache/dvc",
+    "JUPYTER_CONFIG_DIR": TEST_HOME / ".jupyter",
+    "JUPYTER_DATA_DIR": TEST_HOME / ".local/share/jupyter",
+    "IPYTHONDIR": TEST_HOME / ".ipython",
+    "PIP_CACHE_DIR": TEST_HOME / ".cache/pip",
+}
+for _name, _path in HOME_ENV.items():
+    _path.mkdir(parents=True, exist_ok=True)
+    os.environ[_name] = str(_path)
+for _name, _value in {
+    "GIT_AUTHOR_NAME": "tests",
+    "GIT_AUTHOR_EMAIL": "tests@localhost",
+    "GIT_COMMITTER_NAME": "tests",
+    "GIT_COMMITTER_EMAIL": "tests@localhost",
+}.items():
+    os.environ.setdefault(_name, _value)  # git commits in tests need no ~/.gitconfig
+atexit.register(shutil.rmtree, TEST_HOME, ignore_errors=True)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"

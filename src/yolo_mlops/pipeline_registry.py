@@ -2,8 +2,11 @@
 
 One name per stage, shared by its folder under ``pipelines/``, its registered pipeline, its node
 tag, its DVC stage and its Kubeflow task: ``ingest``, ``validate``, ``preprocess``, ``train``,
-``evaluate``, ``register``. Two chains: ``data`` (ingest + validate) and ``end_to_end`` (all six
-stages), which is also registered as ``training`` (the README's entry point) and ``__default__``.
+``evaluate``, ``export``, ``register``. Two chains: ``data`` (ingest + validate) and
+``end_to_end`` (all seven stages), which is also registered as ``training`` (the README's entry
+point) and ``__default__``. ``export`` reads the trained checkpoint and the image cache;
+``register`` logs its files with the version and reads its report (the parity gate).
+``predict`` (batch prediction) is registered alone, outside the chains.
 
 The stage pipelines are imported explicitly (not discovered with ``find_pipelines``): Kedro 1.7's
 discovery loads only the folders named on the command line, and the chains span several folders.
@@ -15,10 +18,19 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from yolo_mlops.pipelines import evaluate, ingest, preprocess, register, train, validate
+from yolo_mlops.pipelines import (
+    evaluate,
+    export,
+    ingest,
+    predict,
+    preprocess,
+    register,
+    train,
+    validate,
+)
 
 #: The stages in run order (= the DVC stages and the Kubeflow tasks).
-STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "register")
+STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "export", "register")
 
 
 def stage_pipelines() -> dict[str, Pipeline]:
@@ -29,6 +41,7 @@ def stage_pipelines() -> dict[str, Pipeline]:
         "preprocess": preprocess.create_pipeline(),
         "train": train.create_pipeline(),
         "evaluate": evaluate.create_pipeline(),
+        "export": export.create_pipeline(),
         "register": register.create_pipeline(),
     }
 
@@ -48,4 +61,6 @@ def register_pipelines() -> dict[str, Pipeline]:
     # Run alone, evaluate takes its checkpoint from `evaluation.checkpoint` (default: the
     # trained best.pt), so any checkpoint, ours or Ultralytics', can be evaluated.
     pipelines["evaluate"] = evaluate.create_pipeline(standalone=True)
+    # Batch prediction with any checkpoint or exported file (predict.model): not a stage.
+    pipelines["predict"] = predict.create_pipeline()
     return pipelines

@@ -70,3 +70,21 @@ def test_no_configuration_file_repeats_a_key():
     assert files
     for path in files:
         yaml.load(path.read_text(encoding="utf-8"), StrictLoader)
+
+
+def test_a_resumed_run_given_another_recipe_value_is_an_error_naming_it(tmp_path):
+    import dataclasses
+
+    from yolo_mlops.hooks.parameters import check_resume_params
+    from yolo_mlops.yolo.io.checkpoint import make_config, save_checkpoint
+    from yolo_mlops.yolo.train.resume import ResumeParameterError
+    from yolo_mlops.yolo.train.trainer import TrainConfig
+
+    trained = TrainConfig(epochs=3, lr0=0.02, save_dir=str(tmp_path))
+    config = make_config(scale="n", nc=1, names=["a"], imgsz=64,
+                         train_args=dataclasses.asdict(trained))  # fmt: skip
+    save_checkpoint(tmp_path / "last.pt", state_dict={}, config=config, training={"epoch": 0})
+    resumed = dataclasses.replace(trained, resume=True, lr0=0.05, epochs=5)
+    with pytest.raises(ResumeParameterError, match=r"training\.lr0=0\.05 differs"):
+        check_resume_params(resumed, {"lr0": 0.05, "resume": True})
+    check_resume_params(resumed, {"epochs": 5, "resume": True})  # epochs may change

@@ -168,3 +168,18 @@ def test_training_run_starts_from_the_downloaded_weights_and_records_them(
     version = client.get_model_version_by_alias("yolo11n-coco128", "challenger")
     assert version.tags["base_weights.sha256"] == base["sha256"]
     assert version.tags["base_weights.url"] == f"{base_url}/yolo11n.pt"
+
+
+def test_a_resumed_run_fetches_no_initial_weights_and_keeps_the_checkpoints_record(tmp_path):
+    from yolo_mlops.hooks.weights import prepare_weights, resumed_weights_record
+    from yolo_mlops.yolo.io.checkpoint import make_config, save_checkpoint
+
+    record = {"name": "yolo11n.pt", "sha256": "ab" * 32}
+    config = make_config(scale="n", nc=1, names=["a"], imgsz=64, train_args={"epochs": 3})
+    save_checkpoint(tmp_path / "last.pt", state_dict={}, config={**config, "base_weights": record},
+                    training={"epoch": 0})  # fmt: skip
+    offline = "http://127.0.0.1:9/"  # a closed port: any fetch would fail
+    params = {"training": {"resume": True, "save_dir": str(tmp_path),
+                           "pretrained": "yolo11n.pt", "weights_base_url": offline}}  # fmt: skip
+    assert prepare_weights(params, {"train_model"}) == []
+    assert resumed_weights_record(params) == record

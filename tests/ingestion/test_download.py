@@ -196,3 +196,46 @@ def test_rejected_source_leaves_the_good_archive_and_names_the_users_file(
     assert (tmp_path / "d.zip").read_bytes() == BODY
     assert (tmp_path / "d.zip.json").read_text() == record
     assert not (tmp_path / "d.zip.part").exists()
+
+
+def _rebuild(path: Path, body: bytes) -> None:
+    """Write ``body`` at ``path`` and give it back the old mtime (as ``cp -p`` or rsync would)."""
+    stat = path.stat()
+    path.write_bytes(body)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_local_file_rebuilt_at_the_same_path_is_copied_again_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = tmp_path / "user" / "coco.zip"
+    source.parent.mkdir()
+    source.write_bytes(_zip_bytes(b"first build"))
+    old = fetch_archive(str(source), tmp_path / "d.zip")
+    _rebuild(source, BODY)
+    with caplog.at_level("WARNING", logger="yolo_mlops.ingestion.download"):
+        assert fetch_archive(str(source), tmp_path / "d.zip") == DIGEST
+    assert (tmp_path / "d.zip").read_bytes() == BODY
+    assert json.loads((tmp_path / "d.zip.json").read_text())["sha256"] == DIGEST
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert str(source) in warning and old in warning and DIGEST in warning
+
+
+def test_local_file_rebuilt_against_a_pinned_digest_is_refused_not_reused(tmp_path: Path) -> None:
+    source = tmp_path / "coco.zip"
+    source.write_bytes(BODY)
+    fetch_archive(str(source), tmp_path / "d.zip", DIGEST)
+    _rebuild(source, _zip_bytes(b"another dataset"))
+    with pytest.raises(DownloadError, match=f"checksum mismatch for {source}"):
+        fetch_archive(str(source), tmp_path / "d.zip", DIGEST)
+    assert (tmp_path / "d.zip").read_bytes() == BODY
+
+
+def test_unchanged_local_file_is_reused_without_copying(tmp_path: Path) -> None:
+    source = tmp_path / "coco.zip"
+    source.write_bytes(BODY)
+    fetch_archive(str(source), tmp_path / "d.zip")
+    before = (tmp_path / "d.zip").stat().st_mtime_ns
+    os.utime(source)  # touched, same bytes: the digest decides
+    assert fetch_archive(str(source), tmp_path / "d.zip") == DIGEST
+    assert (tmp_path / "d.zip").stat().st_mtime_ns == before

@@ -37,11 +37,10 @@ def test_second_ingest_over_http_makes_no_request_and_keeps_the_folder(
     state = ServerState(files={"/demo.zip": archive.read_bytes()})
     with serve(state) as base:
         first = ingest(f"{base}/demo.zip", tmp_path / "raw", "demo", retry=FAST)
-        marker = first.root / "marker"
-        marker.write_text("still here")
+        extracted = {p: p.stat().st_ino for p in first.root.rglob("*")}
         second = ingest(f"{base}/demo.zip", tmp_path / "raw", "demo", retry=FAST)
     assert len(state.requests) == 1
-    assert second == first and marker.exists()
+    assert second == first and {p: p.stat().st_ino for p in first.root.rglob("*")} == extracted
 
 
 def test_new_archive_replaces_an_older_extraction(tmp_path: Path, archive: Path) -> None:
@@ -111,3 +110,36 @@ def test_folders_left_by_a_killed_extraction_are_removed_on_the_next_run(
     ingest(str(archive), raw, "demo")
     assert sorted(p.name for p in raw.iterdir() if p.name.startswith(".")) == []
     assert (raw / "demo" / "images").is_dir()
+
+
+@pytest.mark.parametrize("change", ["edited", "added", "removed"])
+def test_extraction_whose_files_changed_is_extracted_again_with_a_warning(
+    tmp_path: Path, archive: Path, change: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = ingest(str(archive), tmp_path / "raw", "demo")
+    label = next((raw.root / "labels").rglob("*.txt"))
+    original = label.read_bytes()
+    if change == "edited":
+        label.write_text("0 0.5 0.5 0.1 0.1\n")
+    elif change == "added":
+        (label.parent / "extra.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    else:
+        label.unlink()
+    with caplog.at_level("WARNING", logger="yolo_mlops.ingestion.ingest"):
+        again = ingest(str(archive), tmp_path / "raw", "demo")
+    assert again == raw and label.read_bytes() == original
+    assert not (label.parent / "extra.txt").exists()
+    assert f"files in {raw.root} were added, removed or edited" in caplog.text
+
+
+def test_extraction_from_an_older_marker_without_a_content_record_is_redone(
+    tmp_path: Path, archive: Path
+) -> None:
+    import json
+
+    raw = ingest(str(archive), tmp_path / "raw", "demo")
+    marker = tmp_path / "raw" / "demo.extracted.json"
+    record = json.loads(marker.read_text())
+    marker.write_text(json.dumps({"archive": record["archive"], "sha256": record["sha256"]}))
+    ingest(str(archive), tmp_path / "raw", "demo")
+    assert json.loads(marker.read_text()) == record and raw.root.is_dir()

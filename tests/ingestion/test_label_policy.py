@@ -47,7 +47,7 @@ def test_drop_image_drops_every_box_of_an_image_with_a_bad_row():
 
 
 def test_corrupt_image_is_dropped_whatever_the_policy():
-    corrupt = lc.Problem(lc.IMAGE_TRUNCATED, "JPEG has no end-of-image marker")
+    corrupt = lc.Problem(lc.IMAGE_CORRUPT, "OpenCV cannot decode the image data")
     findings = Findings()
     outcome = apply_policy(_sample(GOOD, image_problems=[corrupt]), "clip", findings)
     assert outcome.status == "corrupt" and outcome.invalid and not outcome.kept
@@ -67,3 +67,28 @@ def test_a_format_warning_keeps_the_image_and_is_recorded_apart():
 def test_an_image_without_rows_is_a_background():
     outcome = apply_policy(_sample(), "drop_row", Findings())
     assert outcome.status == "background" and outcome.kept and not outcome.invalid
+
+
+DUPLICATE = lc.LabelRow(
+    4, GOOD.values, (lc.Problem(lc.DUPLICATE_ROW, "exact duplicate of an earlier row", 4),)
+)
+
+
+@pytest.mark.parametrize("policy", ["drop_row", "drop_image", "clip", "fail"])
+def test_a_duplicate_row_is_removed_with_a_warning_and_the_image_stays_valid(policy):
+    findings = Findings()
+    outcome = apply_policy(_sample(GOOD, DUPLICATE), policy, findings)
+    assert outcome.status == "labelled" and not outcome.invalid and len(outcome.boxes) == 1
+    assert not findings.problems
+    assert [(w["code"], w["line"], w["action"]) for w in findings.warnings] == [
+        (lc.DUPLICATE_ROW, 4, "row_dropped")
+    ]
+    assert findings.dropped == {lc.DUPLICATE_ROW: 1}
+
+
+def test_polygon_rows_kept_as_boxes_are_counted_per_label_file():
+    polygon = lc.LabelRow(5, (1.0, 0.3, 0.4, 0.4, 0.4), polygon=True)
+    findings = Findings()
+    outcome = apply_policy(_sample(GOOD, polygon), "drop_row", findings)
+    assert [box[0] for box in outcome.boxes] == [0, 1]
+    assert findings.polygons == {"/d/labels/a.txt": 1} and not findings.problems

@@ -190,3 +190,80 @@ def test_misnamed_png_is_listed_as_a_warning_and_kept(tmp_path: Path) -> None:
     assert list(result.problems[["code", "action"]].itertuples(index=False, name=None)) == [
         ("extension_mismatch", "kept")
     ]
+
+
+def _polygon(cx: float, cy: float, w: float, h: float) -> str:
+    """A diamond polygon whose bounding box is the box (cx, cy, w, h)."""
+    points = [(cx, cy - h / 2), (cx + w / 2, cy), (cx, cy + h / 2), (cx - w / 2, cy)]
+    return " ".join(f"{v:.6f}" for point in points for v in point)
+
+
+def _three_ways(tmp_path: Path) -> dict[str, DatasetSpec]:
+    """The same 3 objects in 2 images as boxes, as polygons only, and mixed."""
+    boxes = {
+        "a": [(0, 0.5, 0.5, 0.2, 0.4), (1, 0.25, 0.25, 0.3, 0.2)],
+        "b": [(1, 0.6, 0.4, 0.5, 0.5)],
+    }
+    specs = {}
+    for kind in ("boxes", "polygons", "mixed"):
+        root = tmp_path / kind
+        for stem, rows in boxes.items():
+            _image(root, stem)
+            lines = [
+                f"{c} {_polygon(*box)}" if kind == "polygons" or (kind == "mixed" and i == 0)
+                else f"{c} {' '.join(map(str, box))}"
+                for i, (c, *box) in enumerate(rows)
+            ]  # fmt: skip
+            _label(root, stem, "\n".join(lines) + "\n")
+        (root / "d.yaml").write_text("train: images/train\nval: images/train\nnames: [a, b]\n")
+        specs[kind] = parse_dataset_yaml(root / "d.yaml")
+    return specs
+
+
+def test_polygon_rows_keep_every_object_as_a_box(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    results = {}
+    for kind, spec in _three_ways(tmp_path).items():
+        with caplog.at_level(logging.WARNING):
+            results[kind] = validate_dataset(spec, ValidationConfig(workers=1, policy="fail"))
+    reference = results["boxes"]
+    for kind in ("polygons", "mixed"):
+        summary = results[kind].summary
+        assert summary["instances"] == reference.summary["instances"] == 3
+        assert summary["instances_per_class"] == reference.summary["instances_per_class"]
+        assert summary["labelled"] == 2 and results[kind].problems.empty
+        np.testing.assert_allclose(
+            results[kind].clean_labels[["x1", "y1", "x2", "y2"]].to_numpy(),
+            reference.clean_labels[["x1", "y1", "x2", "y2"]].to_numpy(),
+            atol=1e-5,
+        )
+    assert results["polygons"].summary["converted_polygons"] == 3
+    assert results["polygons"].summary["polygon_label_files"] == 2
+    assert results["mixed"].summary["converted_polygons"] == 2
+    assert reference.summary["converted_polygons"] == 0
+    polygon_warnings = [r for r in caplog.records if "polygon (segment) rows" in r.getMessage()]
+    assert len(polygon_warnings) == 2  # one per run that met polygons
+    assert "2 label file(s)" in polygon_warnings[0].getMessage()
+
+
+def test_duplicate_rows_are_removed_with_a_warning_and_do_not_stop_the_stage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "ds"
+    for index in range(12):
+        _image(root, f"i{index}")
+        rows = "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n"
+        _label(root, f"i{index}", rows + ("0 0.5 0.5 0.2 0.2\n" if index < 2 else ""))
+    (root / "d.yaml").write_text("train: images/train\nval: images/train\nnames: [a, b]\n")
+    config = ValidationConfig(workers=1, progress=False, max_invalid_fraction=0.1)
+    with caplog.at_level(logging.WARNING):
+        result = validate_dataset(parse_dataset_yaml(root / "d.yaml"), config)
+    summary = result.summary
+    assert (summary["labelled"], summary["instances"], summary["invalid_fraction"]) == (12, 24, 0)
+    assert summary["duplicate_rows"] == 2
+    assert summary["rows_dropped_by_code"] == {"duplicate_row": 2}
+    assert set(result.problems["action"]) == {"row_dropped"}
+    assert "2 exact duplicate label row(s) removed, in 2 file(s)" in caplog.text
+    fail = ValidationConfig(workers=1, progress=False, policy="fail")
+    assert validate_dataset(parse_dataset_yaml(root / "d.yaml"), fail).summary["instances"] == 24

@@ -80,7 +80,10 @@ def test_ci_run_gives_one_run_with_params_epochs_artifacts_tags_and_a_version(
     assert logged.source_run_id == run_id and logged.name == "yolo11n-coco128"
     assert [output.model_id for output in run.outputs.model_outputs] == [logged.model_id]
     assert "val/mAP50-95" in {metric.key for metric in logged.metrics}
-    assert "Gate decision: promoted" in version.description
+    card = version.description
+    assert card.startswith("Promoted: ") and "(with uncommitted changes)" not in card
+    assert "?" not in card.split("- recipe:")[1].splitlines()[0]
+    assert version.tags["promoted"] == "yes" and version.tags["speed.machine"]
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["coco128"]
 
     # The summary block closes the run.

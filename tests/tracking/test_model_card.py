@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from yolo_mlops.tracking import model_card, summary, ui
+from yolo_mlops.tracking.model_card import SpeedContext
 from yolo_mlops.tracking.promotion import PromotionPolicy, decide_promotion
+
+HERE = SpeedContext("Xeon x2", 0.4)
 
 
 def _card(**overrides) -> model_card.ModelCard:
@@ -28,17 +33,76 @@ def test_small_gain_names_the_required_margin():
     assert not decision.promoted and "less than the required margin 0.0200" in decision.reason
 
 
+def _rows(table: str) -> dict[str, str]:
+    """The text table's lines by their first column (the fenced block's markers dropped)."""
+    lines = [line for line in table.splitlines() if not line.startswith("```")]
+    return {line.split("  ")[0].strip(): line for line in lines}
+
+
 def test_card_compares_each_metric_with_the_champion():
-    table = model_card.metrics_table(_card())
-    assert "| mAP50-95 (gate metric) | 0.3000 | 0.3000 | +0.0000 (same) |" in table
-    assert "| precision | 0.6000 | 0.7000 | -0.1000 (worse) |" in table
-    assert "| mAP50 | 0.5000 | n/a | n/a |" in table  # the champion has no mAP50 tag
+    rows = _rows(model_card.metrics_table(_card()))
+    assert rows["mAP50-95 (gate metric)"].split()[-4:] == ["0.3000", "0.3000", "+0.0000", "(same)"]
+    assert rows["precision"].split()[1:] == ["0.6000", "0.7000", "-0.1000", "(worse)"]
+    assert rows["mAP50"].split()[1:] == ["0.5000", "n/a", "n/a"]  # the champion has no mAP50 tag
+
+
+def test_card_table_columns_are_padded_and_right_aligned():
+    metrics = {"mAP50-95": 0.0, "speed_ms/inference": 165.5}
+    champion = {"mAP50-95": 0.0, "speed_ms/inference": 58.41}
+    table = model_card.metrics_table(_card(metrics=metrics, champion_metrics=champion))
+    assert table.startswith("```text\n") and table.endswith("\n```")
+    assert "0.00000.0000" not in table and "165.5058.41" not in table
+    lines = table.splitlines()[1:-1]
+    cells = [re.split(r"\s{2,}", line) for line in lines]
+    assert all(len(row) == 4 for row in cells)
+    for column in (1, 2):  # the number columns end at one offset: right aligned
+        ends = set()
+        for line, row in zip(lines, cells, strict=True):
+            start = line.index(row[column], len(row[0]) if column == 1 else line.index(row[1]) + 1)
+            ends.add(start + len(row[column]))
+        assert len(ends) == 1
+
+
+def test_latency_gets_a_verdict_only_on_the_same_machine_and_load_beyond_the_noise():
+    metrics = {"speed_ms/inference": 175.0}
+    champion = {"speed_ms/inference": 68.0}
+
+    def verdict(mine: SpeedContext, theirs: SpeedContext, value: float = 175.0) -> str:
+        card = _card(metrics={"speed_ms/inference": value}, champion_metrics=champion,
+                     speed=mine, champion_speed=theirs)  # fmt: skip
+        return _rows(model_card.metrics_table(card))["inference, ms/image"]
+
+    assert verdict(HERE, HERE).endswith("(worse)")
+    assert verdict(HERE, HERE, value=80.0).endswith("(same within 25%)")
+    assert verdict(HERE, SpeedContext("Xeon x2", 1.9)).endswith("(not compared: other load)")
+    assert verdict(HERE, SpeedContext("EPYC x8", 0.4)).endswith("(not compared: other machine)")
+    unknown = verdict(HERE, SpeedContext())
+    assert unknown.endswith("(not compared: machine not recorded)") and metrics
 
 
 def test_card_without_champion_has_no_differences():
     card = _card(champion_version=None, champion_metrics={}, promoted=True, reason="floor")
-    assert "| mAP50-95 (gate metric) | 0.3000 | n/a | n/a |" in model_card.metrics_table(card)
+    row = _rows(model_card.metrics_table(card))["mAP50-95 (gate metric)"]
+    assert row.split()[-3:] == ["0.3000", "n/a", "n/a"]
     assert model_card.transition(card) == "champion → v3; v3 @challenger"
+
+
+def test_card_starts_with_a_plain_sentence_and_the_model_description_is_plain_text():
+    first = model_card.render(_card()).splitlines()[0]
+    assert first == "Not promoted: mAP50-95 0.3000 vs champion v2's 0.3000: not strictly better."
+    assert not first.startswith(("#", "*", "|"))
+    text = model_card.registered_model_description("m", min_map50_95=0.1, min_improvement=0.0)
+    assert not any(mark in text for mark in ("#", "**", "`", "|"))
+    assert text.startswith("A YOLO11 object detector") and "models:/m@champion" in text
+
+
+def test_card_says_dvc_untracked_and_flags_only_a_dirty_tree():
+    text = model_card.render(_card())
+    assert "DVC hash of the raw data: not tracked by DVC" in text and "data: `unknown`" not in text
+    assert "uncommitted" not in model_card.render(_card(git_dirty="false"))
+    assert "(with uncommitted changes)" in model_card.render(_card(git_dirty="true"))
+    dvc = model_card.DatasetFacts(dvc_md5="764efa883dda1e11db47671c4a3bbd9e")
+    assert "raw data: `764efa883dda1e11db47671c4a3bbd9e`" in model_card.render(_card(dataset=dvc))
 
 
 def test_transition_says_where_the_champion_is():
@@ -102,8 +166,48 @@ def test_run_names_are_readable_and_distinct():
     assert ui.run_name("register", params, "x", trains=False).startswith("register-")
 
 
-def test_run_url_points_at_the_server_or_says_how_to_open_the_ui():
-    assert ui.run_url("http://h:5000/", "1", "r") == "http://h:5000/#/experiments/1/runs/r"
+def test_run_url_opens_the_model_training_view_not_the_genai_overview():
+    view = "?workflowType=machine_learning"
+    assert ui.run_url("http://h:5000/", "1", "r") == f"http://h:5000/#/experiments/1/runs/r{view}"
     local = ui.run_url("sqlite:////p/mlflow.db", "1", "r")
     assert "mlflow ui --backend-store-uri sqlite:////p/mlflow.db" in local
-    assert local.endswith("http://127.0.0.1:5000/#/experiments/1/runs/r")
+    assert local.endswith(f"http://127.0.0.1:5000/#/experiments/1/runs/r{view}")
+    assert ui.runs_route("1") == f"#/experiments/1/runs{view}"
+
+
+EXPORT_REPORT = {
+    "artifacts": {
+        "onnx": {"file": "model.onnx", "bytes": 10_600_000, "parity_passed": True,
+                 "parity_gated": True, "latency_ms": 21.5,
+                 "parity": {"images": 4, "max_score_diff": 2.1e-6, "max_box_diff_px": 3.0e-4,
+                            "max_box_diff_rel": 4.0e-6}},
+        "int8": {"file": "model_int8.onnx", "bytes": 3_100_000, "parity_passed": False,
+                 "parity_gated": False,
+                 "parity": {"images": 4, "max_score_diff": 0.04, "max_box_diff_px": 1.5,
+                            "max_box_diff_rel": 0.01}},
+    }
+}  # fmt: skip
+
+
+def test_card_lists_each_exported_file_with_its_parity_and_latency():
+    facts = model_card.artifact_facts(EXPORT_REPORT)
+    text = model_card.render(_card(artifacts=facts, serving_backend="onnxruntime"))
+    files = text.split("### Files (serving backend: onnxruntime)")[1].split("###")[0]
+    onnx, int8 = (
+        next(line for line in files.splitlines() if line.startswith(f"- `{name}`"))
+        for name in ("onnx", "int8")
+    )
+    assert "model.onnx, 10.6 MB) **(served)**" in onnx and "parity passed (gated)" in onnx
+    assert "max score diff 2.10e-06" in onnx and "max box diff 3.00e-04 px" in onnx
+    assert "on 4 images" in onnx and "21.50 ms/image" in onnx
+    assert "parity FAILED (reported, not gated)" in int8 and "max score diff 4.00e-02" in int8
+    assert "(served)" not in int8 and "ms/image" not in int8
+    assert "- `checkpoint` (model.pt): the PyTorch checkpoint\n" in files
+
+
+def test_card_without_an_export_report_says_so_and_serves_the_checkpoint():
+    text = model_card.render(_card())
+    assert "### Files (serving backend: torch)" in text
+    assert "the PyTorch checkpoint **(served)**" in text
+    assert "no exported files" in text
+    assert model_card.artifact_facts(None) == ()

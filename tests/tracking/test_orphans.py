@@ -93,3 +93,30 @@ def test_register_stays_in_its_run_when_the_training_run_is_unknown(mlflow_serve
     checkpoint = {"config": {"tracking": {"run_id": "0" * 32}}}
     assert orphans.training_run(checkpoint, current).run_id == current.run_id
     tracking_run.end("FINISHED")
+
+
+def test_the_lock_records_how_its_holder_ended(tmp_path):
+    import json
+
+    with exclusive_save_dir(tmp_path):
+        pass
+    assert json.loads((tmp_path / ".train.lock").read_text())["outcome"] == "finished"
+    with pytest.raises(KeyboardInterrupt), exclusive_save_dir(tmp_path):
+        raise KeyboardInterrupt("second SIGINT: training stopped at once")
+    record = json.loads((tmp_path / ".train.lock").read_text())
+    assert record["released"] and record["outcome"].startswith("KeyboardInterrupt: second SIGINT")
+
+
+@pytest.mark.parametrize(
+    ("record", "status", "reason"),
+    [
+        ({"released": False}, "KILLED", "killed (SIGKILL, out of memory...)"),
+        ({"released": True, "outcome": "KeyboardInterrupt: SIGTERM"}, "KILLED",
+         "stopped on KeyboardInterrupt: SIGTERM"),
+        ({"released": True, "outcome": "ValueError: bad"}, "FAILED", "stopped on ValueError: bad"),
+        ({"released": True, "outcome": "finished"}, "FAILED", "tracking server was unreachable"),
+    ],
+)  # fmt: skip
+def test_a_stale_run_is_closed_with_the_reason_its_holder_really_ended(record, status, reason):
+    found_status, why = orphans.stale_reason(record)
+    assert found_status == status and reason in why

@@ -1,4 +1,5 @@
-"""Model logging, registry aliases and the gate's tags, loading in a fresh process, serving."""
+"""Model logging, registry aliases and the gate's tags, loading in a fresh process, serving
+(PyTorch and ONNX Runtime backends), the export parity gate."""
 
 from __future__ import annotations
 
@@ -8,20 +9,25 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import COCO128_ZIP
+from tests.conftest import COCO128_ZIP, PROJECT_ROOT
 from tests.tracking.helpers import free_port, sample_image, start_run, wait_http
 from yolo_mlops.tracking import run as tracking_run
+from yolo_mlops.tracking.model_files import ExportedModels, pinned_requirements
 from yolo_mlops.tracking.promotion import PromotionPolicy
-from yolo_mlops.tracking.registry import Registration, log_and_register, pinned_requirements
+from yolo_mlops.tracking.registry import Registration, log_and_register
 
 MODEL = "yolo11n-test"
+ONNX_MODEL = "yolo11n-test-onnx"
 
 
 def test_pip_requirements_are_pinned_without_local_version_tags():
@@ -29,6 +35,12 @@ def test_pip_requirements_are_pinned_without_local_version_tags():
     names = {pin.split("==")[0] for pin in pins}
     assert {"torch", "mlflow", "numpy", "pandas", "opencv-python-headless"} <= names
     assert all("==" in pin and "+" not in pin for pin in pins)
+
+
+def test_onnxruntime_requirements_leave_torch_out():
+    names = {pin.split("==")[0] for pin in pinned_requirements("onnxruntime")}
+    assert {"onnxruntime", "mlflow", "numpy", "pandas", "opencv-python-headless"} <= names
+    assert not names & {"torch", "torchvision"}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +72,9 @@ def test_promotion_moves_champion_only_for_a_better_challenger(mlflow_server, re
         client.get_model_version_by_alias(MODEL, "challenger").version == (registered[2]["version"])
     )
     third = client.get_model_version(MODEL, registered[2]["version"])
-    assert third.tags["promotion.decision"] == "not_promoted"
+    # the decision is the first tag and fits the registry's narrow version list uncut
+    assert third.tags["promoted"] == "no"
+    assert "promotion.decision" not in third.tags
     assert float(third.tags["promotion.champion_mAP50-95_before"]) == pytest.approx(0.40)
     assert third.tags["run_id"] == registered[2]["run_id"]
     assert float(third.tags["mAP50-95"]) == pytest.approx(0.35)
@@ -115,19 +129,43 @@ def _post(url: str, body: dict) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-@pytest.mark.integration
-def test_served_champion_answers_detections_and_4xx_for_garbage(
-    mlflow_server, registered, tmp_path
-):
+def documented_serve_command(model: str, port: int) -> str:
+    """The serve command of docs/mlflow.md, for ``model`` on ``port`` (run as written: the
+    venv's ``bin`` is not on the test's ``PATH``)."""
+    docs = (PROJECT_ROOT / "docs/mlflow.md").read_text()
+    (line,) = [line for line in docs.splitlines() if "mlflow models serve -m" in line]
+    line = line.replace("models:/yolo11n-coco128@champion", f"models:/{model}@champion")
+    return line.replace("-p 5001", f"-p {port}")
+
+
+def _assert_over_budget_is_refused_fast(url: str) -> None:
+    """Rows of a ~100 KB 6000x6000 PNG past the default (machine-sized) pixel budget: a 400
+    naming the budget, answered without decoding them."""
+    import cv2
+    import numpy as np
+
+    from yolo_mlops.tracking.pyfunc_model import request_pixel_budget
+
+    _, png = cv2.imencode(".png", np.zeros((6000, 6000, 3), np.uint8))
+    rows = request_pixel_budget() // (6000 * 6000) + 1
+    data = [[base64.b64encode(png.tobytes()).decode()]] * rows
+    start = time.perf_counter()
+    status, text = _post(url, {"dataframe_split": {"columns": ["image"], "data": data}})
+    assert status == 400 and "max_request_pixels" in json.loads(text)["message"], text
+    assert time.perf_counter() - start < 5.0  # JSON parsing included; decoding would take minutes
+
+
+@contextmanager
+def _serving(model: str, tmp_path: Path, mlflow_server: str) -> Iterator[str]:
+    """``models:/<model>@champion`` served by the documented command; yields its base URL."""
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "OMP_NUM_THREADS": "1"}
     env.pop("MLFLOW_RUN_ID", None)
-    # mlflow serve execs `uvicorn` from PATH: the venv's bin must be on it.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    command = [
-        sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{MODEL}@champion",
-        "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
-    ]  # fmt: skip
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    if not (tmp_path / ".venv").exists():
+        (tmp_path / ".venv").symlink_to(Path(sys.executable).parents[1])  # the README's venv
+    command = ["bash", "-c", documented_serve_command(model, port)]
     with (tmp_path / "serve.log").open("w") as log:
         server = subprocess.Popen(
             command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
@@ -138,8 +176,23 @@ def test_served_champion_answers_detections_and_4xx_for_garbage(
             wait_http(f"http://127.0.0.1:{port}/ping", 180, server)
         except RuntimeError:
             pytest.fail((tmp_path / "serve.log").read_text()[-3000:])
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+
+
+@pytest.mark.integration
+def test_served_champion_answers_detections_and_4xx_for_garbage(
+    mlflow_server, registered, tmp_path
+):
+    with _serving(MODEL, tmp_path, mlflow_server) as base:
         image, _ = sample_image(COCO128_ZIP)
-        url = f"http://127.0.0.1:{port}/invocations"
+        url = f"{base}/invocations"
         split = {"columns": ["image"], "data": [[base64.b64encode(image).decode()]]}
         status, text = _post(url, {"dataframe_split": split, "params": {"conf": 0.0, "max_det": 3}})
         assert status == 200, text
@@ -152,10 +205,88 @@ def test_served_champion_answers_detections_and_4xx_for_garbage(
         status, text = _post(url, {"dataframe_split": garbage})
         assert 400 <= status < 500
         assert "row 0" in json.loads(text)["message"]
+        not_base64 = {"columns": ["image"], "data": [[split["data"][0][0]], ["not base64!"]]}
+        status, text = _post(url, {"dataframe_split": not_base64})
+        message = json.loads(text)["message"]  # MLflow prefixes "Failed to predict data ..."
+        assert status == 400 and "Error: row 1: " in message and "not base64" in message, text
+        assert "Incorrect padding" not in message
+        _assert_over_budget_is_refused_fast(url)
+
+
+@pytest.fixture(scope="module")
+def registered_onnx(mlflow_server, tmp_path_factory):
+    """Two ONNX Runtime versions of the small model: the first (parity passed) is champion; the
+    second has a higher mAP50-95 but an export report saying its fp32 parity failed."""
+    from tests.tracking.export_helpers import export_report, export_small_model, small_checkpoint
+
+    project = tmp_path_factory.mktemp("onnx_project")
+    onnx = export_small_model(project / "export")
+    registration = Registration(ONNX_MODEL, PromotionPolicy(), serving_backend="onnxruntime")
+    records = []
+    for map50_95, passed in ((0.30, True), (0.50, False)):
+        start_run(mlflow_server, project, experiment="registry-onnx-test")
+        exported = ExportedModels({onnx.name: onnx}, export_report(onnx, passed=passed))
+        records.append(
+            log_and_register(
+                tracking_run.current(),
+                small_checkpoint(),
+                {"mAP50": map50_95 + 0.2, "mAP50-95": map50_95},
+                registration,
+                project,
+                exported=exported,
+            )
+        )
+        tracking_run.end()
+    return records
+
+
+@pytest.mark.integration
+def test_a_version_whose_export_failed_parity_is_not_promoted(mlflow_server, registered_onnx):
+    first, second = registered_onnx
+    assert first["promotion"]["promoted"] and not second["promotion"]["promoted"]
+    assert "export failed parity" in second["promotion"]["reason"]
+    client = MlflowClient(mlflow_server)
+    assert client.get_model_version_by_alias(ONNX_MODEL, "champion").version == first["version"]
+    card = client.get_model_version(ONNX_MODEL, second["version"]).description
+    assert card.startswith("Not promoted: export failed parity")
+    assert "parity FAILED (gated)" in card and "### Files (serving backend: onnxruntime)" in card
+
+
+@pytest.mark.integration
+def test_onnx_version_carries_the_exports_and_no_torch_requirement(mlflow_server, registered_onnx):
+    import mlflow
+
+    first = registered_onnx[0]
+    assert first["serving_backend"] == "onnxruntime"
+    mlflow.set_tracking_uri(mlflow_server)
+    try:
+        folder = Path(mlflow.artifacts.download_artifacts(first["logged_model_uri"]))
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+        mlflow.set_tracking_uri(None)
+    requirements = (folder / "requirements.txt").read_text().splitlines()
+    names = {line.split("==")[0] for line in requirements if "==" in line}
+    assert "onnxruntime" in names and not names & {"torch", "torchvision"}, requirements
+    artifacts = {path.name for path in (folder / "artifacts").iterdir()}
+    assert {"model.onnx", "model.pt", "export.json"} <= artifacts, artifacts
+    assert "backend: onnxruntime" in (folder / "MLmodel").read_text()
+
+
+@pytest.mark.integration
+def test_served_onnx_champion_answers_curl(mlflow_server, registered_onnx, tmp_path):
+    from tests.tracking.helpers import synthetic_jpeg
+
+    body = {"dataframe_split": {"columns": ["image"],
+                                "data": [[base64.b64encode(synthetic_jpeg()).decode()]]},
+            "params": {"conf": 0.0, "max_det": 3}}  # fmt: skip
+    (tmp_path / "body.json").write_text(json.dumps(body))
+    with _serving(ONNX_MODEL, tmp_path, mlflow_server) as base:
+        done = subprocess.run(
+            ["curl", "-sS", "-H", "Content-Type: application/json", "--data",
+             f"@{tmp_path / 'body.json'}", f"{base}/invocations"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    predictions = json.loads(done.stdout)["predictions"]
+    assert len(predictions) == 3 and {p["class_name"] for p in predictions} <= {
+        "cat", "dog", "bird",
+    }  # fmt: skip

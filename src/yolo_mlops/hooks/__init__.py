@@ -12,6 +12,10 @@ What each hook does:
 - :class:`~.validation_report.ValidationReportHook`: a validation that stops the run still saves
   its report.
 
+:mod:`~.errors` (no hook) is what the project's ``kedro run`` (``yolo_mlops.cli``) treats as an
+error a user can fix, and ends a run that stopped outside the nodes' error path (a run-start hook
+failing, a second Ctrl-C): its MLflow run and its summary block.
+
 Their order. Pluggy calls the hook registered *last* first, except that ``tryfirst`` hooks come
 before all others. Hence, for ``before_pipeline_run``:
 

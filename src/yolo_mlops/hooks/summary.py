@@ -1,15 +1,18 @@
 """Kedro hook that ends every ``kedro run`` with the summary block of
-:mod:`yolo_mlops.tracking.summary` (pipeline, status, duration, MLflow run, metrics, checkpoints).
+:mod:`yolo_mlops.tracking.summary` (pipeline, status, duration, MLflow run, metrics, checkpoints,
+and the command that recovers an unfinished run).
 
 It must be called after :class:`~yolo_mlops.hooks.tracking.MlflowTrackingHook`, so that it finds
 the MLflow run started and logs once the run has ended: see the order in
-:mod:`yolo_mlops.hooks`.
+:mod:`yolo_mlops.hooks`. A run stopped by a signal (:data:`INTERRUPTS`) ends ``KILLED``; the
+recovery command resumes it only when its ``save_dir`` holds a resumable ``last.pt``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +20,35 @@ from kedro.framework.hooks import hook_impl
 
 from yolo_mlops.tracking import reports, summary, ui
 from yolo_mlops.tracking import run as tracking_run
+from yolo_mlops.yolo.train.interrupt import TrainingInterrupted
+from yolo_mlops.yolo.train.run_guard import unfinished_run
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS = ("model_checkpoint", "last_checkpoint")
+#: Errors that mean "stopped on request", not "failed": the run ends KILLED.
+INTERRUPTS: tuple[type[BaseException], ...] = (TrainingInterrupted, KeyboardInterrupt)
+
+
+def dotted(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (how ``--params`` writes them)."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(dotted(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def resumable(project_path: Path, params: Mapping[str, Any]) -> bool:
+    """True when ``training.save_dir`` holds a ``last.pt`` of an unfinished run."""
+    save_dir = Path(str((params.get("training") or {}).get("save_dir") or ""))
+    if not str(save_dir) or str(save_dir) == ".":
+        save_dir = Path(summary.RESUME_STATE).parent
+    last = save_dir if save_dir.is_absolute() else project_path / save_dir
+    return unfinished_run(last / "last.pt") is not None
 
 
 class RunSummaryHook:
@@ -31,6 +59,18 @@ class RunSummaryHook:
         self._started = 0.0
         self._catalog: Any = None
         self._project_path = Path.cwd()
+        self._params: Mapping[str, Any] = {}
+        self.logged = False  # this session's block is logged
+
+    @property
+    def pending(self) -> bool:
+        """A pipeline run started and its block is not logged yet."""
+        return self._summary is not None
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self._params = dict(context.params)
+        self.logged = False
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -39,7 +79,9 @@ class RunSummaryHook:
         self._project_path = Path(run_params.get("project_path") or Path.cwd())
         names = run_params.get("pipeline_names") or ["__default__"]
         self._summary = summary.RunSummary(
-            pipeline="+".join(names), env=str(run_params.get("env") or "local")
+            pipeline="+".join(names),
+            env=str(run_params.get("env") or "local"),
+            params=dotted(run_params.get("runtime_params") or {}),
         )
         run = tracking_run.current()
         if run is None:
@@ -71,13 +113,18 @@ class RunSummaryHook:
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any]) -> None:
-        self._log("FAILED", f"{type(error).__name__}: {error}")
+        status = "KILLED" if isinstance(error, INTERRUPTS) else "FAILED"
+        self._log(status, f"{type(error).__name__}: {error}")
 
     def _log(self, status: str, error: str | None) -> None:
         if self._summary is None:
             return
         self._summary.status, self._summary.error = status, error
         self._summary.seconds = time.monotonic() - self._started
-        self._summary.resume_state_exists = (self._project_path / summary.RESUME_STATE).is_file()
+        if status != "FINISHED":
+            try:
+                self._summary.resume_state_exists = resumable(self._project_path, self._params)
+            except Exception as problem:  # the summary never fails a run
+                logger.debug("summary: could not read the resume state: %s", problem)
         logger.info("\n%s", summary.render(self._summary))
-        self._summary, self._catalog = None, None
+        self._summary, self._catalog, self.logged = None, None, True

@@ -10,8 +10,10 @@
   JSON and the validation summary's counts become metrics (``val/*``, ``validate/*``: prefixes
   the MLflow UI sorts after the per-epoch curves, see ``tracking.reports``), the dataset
   manifest's sha256 a tag.
-- ``after_pipeline_run`` / ``on_pipeline_error``: end the run FINISHED / FAILED (only a run this
-  hook started; a joined run is left to its owner). When tracking was on and the server was lost
+- ``after_pipeline_run`` / ``on_pipeline_error``: end the run FINISHED / FAILED, or KILLED when
+  a signal stopped it (``hooks.summary.INTERRUPTS``; the ``error`` tag says which signal, where,
+  and the checkpoint to resume from). Only a run this hook started; a joined run is left to its
+  owner. When tracking was on and the server was lost
   mid-run, the run still ends (every output is already saved) but with
   :class:`~yolo_mlops.tracking.recovery.TrackingLostError`: a non-zero exit naming the command
   that registers the kept model.
@@ -26,6 +28,7 @@ from typing import Any
 import yaml
 from kedro.framework.hooks import hook_impl
 
+from yolo_mlops.hooks.summary import INTERRUPTS
 from yolo_mlops.hooks.weights import PretrainedWeightsHook
 from yolo_mlops.pipelines.params import parse_params
 from yolo_mlops.tracking import lineage, precision_tag, recovery, reports, ui
@@ -45,8 +48,7 @@ def _base_weights_tags(weights: PretrainedWeightsHook | None) -> dict[str, str]:
     """``base_weights.*`` of the weights the run trains from (none when it does not train)."""
     if weights is None or not weights.trains:
         return {}
-    record = weights.pretrained.record() if weights.pretrained is not None else None
-    return lineage.weights_tags(record)
+    return lineage.weights_tags(weights.record())
 
 
 class MlflowTrackingHook:
@@ -141,7 +143,16 @@ class MlflowTrackingHook:
         self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any
     ) -> None:
         tracking_run.set_tags({"error": f"{type(error).__name__}: {error}"[:5000]})
-        tracking_run.end("FAILED")
+        tracking_run.end("KILLED" if isinstance(error, INTERRUPTS) else "FAILED")
+        self._reset()
+
+    def end_stopped_run(self, error: BaseException) -> None:
+        """End the run that a stop outside the nodes' error path left open (``hooks.errors``):
+        KILLED for a signal, FAILED otherwise. No-op when no run is open."""
+        if tracking_run.current() is None:
+            return
+        tracking_run.set_tags({"error": f"{type(error).__name__}: {error}"[:5000]})
+        tracking_run.end("KILLED" if isinstance(error, INTERRUPTS) else "FAILED")
         self._reset()
 
     def _reset(self) -> None:

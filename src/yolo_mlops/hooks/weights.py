@@ -14,12 +14,16 @@ The hook and the nodes go through the same functions
 node finds the file in the cache (no request), so a node run without this hook (a test, a
 Kubeflow task) still works. The training weights stay on the hook
 (:attr:`PretrainedWeightsHook.pretrained`) for the tracking hook's ``base_weights.*`` tags.
+
+A resumed run (``training.resume``) fetches no initial weights: its checkpoint holds the weights
+and the record of the initial ones (:meth:`PretrainedWeightsHook.record`), so it runs offline.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -27,6 +31,8 @@ from kedro.framework.hooks import hook_impl
 from yolo_mlops.ingestion.weights_cache import BaseWeights, fetch_pretrained
 from yolo_mlops.pipelines.evaluate.evaluation import EvaluationParams, checkpoint_weights
 from yolo_mlops.pipelines.params import parse_params
+from yolo_mlops.yolo.io.checkpoint import read_checkpoint
+from yolo_mlops.yolo.train.run_guard import resume_path
 from yolo_mlops.yolo.train.trainer import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -44,7 +50,7 @@ def prepare_weights(params: Mapping[str, Any], node_names: Collection[str]) -> l
         CheckpointError: the file is unreadable or unsafe.
     """
     prepared = []
-    if TRAIN_NODE in node_names:
+    if TRAIN_NODE in node_names and not _resumes(params):
         prepared.append(
             fetch_pretrained(parse_params(TrainConfig, params.get("training"), "training"))
         )
@@ -52,6 +58,19 @@ def prepare_weights(params: Mapping[str, Any], node_names: Collection[str]) -> l
         evaluation = parse_params(EvaluationParams, params.get("evaluation"), "evaluation")
         prepared.append(checkpoint_weights(evaluation))
     return [weights for weights in prepared if weights is not None]
+
+
+def _resumes(params: Mapping[str, Any]) -> bool:
+    return bool(parse_params(TrainConfig, params.get("training"), "training").resume)
+
+
+def resumed_weights_record(params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``base_weights`` record in the checkpoint a resumed run continues (None: none)."""
+    training = parse_params(TrainConfig, params.get("training"), "training")
+    path = resume_path(training.resume, Path(training.save_dir))
+    if path is None:
+        return None
+    return read_checkpoint(path)["config"].get("base_weights")
 
 
 class PretrainedWeightsHook:
@@ -66,6 +85,13 @@ class PretrainedWeightsHook:
         self._params: dict[str, Any] | None = None
         self.trains = False
         self.pretrained: BaseWeights | None = None
+        self.resumed_record: dict[str, Any] | None = None
+
+    def record(self) -> dict[str, Any] | None:
+        """The ``base_weights`` record of the run: fetched now, or kept by the resumed run."""
+        if self.pretrained is not None:
+            return self.pretrained.record()
+        return self.resumed_record
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -78,7 +104,10 @@ class PretrainedWeightsHook:
             params = dict(catalog.load("parameters")) if "parameters" in catalog else {}
         node_names = {node.name for node in pipeline.nodes}
         self.trains, self.pretrained = False, None  # nothing from an earlier run in this process
+        self.resumed_record = None
         prepared = prepare_weights(params, node_names)
         self.trains = TRAIN_NODE in node_names
+        if self.trains and _resumes(params):
+            self.resumed_record = resumed_weights_record(params)
         trained = [w for w in prepared if w.parameter == "training.pretrained"]
         self.pretrained = trained[0] if trained else None

@@ -4,8 +4,9 @@ HTTP(S) downloads stream into ``<archive>.part`` with a progress bar, retry tran
 with exponential backoff, resume a partial file with a ``Range`` request when the server allows
 it, and become ``<archive>`` (one atomic rename) only after the optional SHA-256 check passes.
 A sidecar ``<archive>.json`` records the source and the digest, so a second run with the same
-source and an intact archive does no network I/O at all. Local files are copied (the user's file
-is never modified), through the same ``.part`` + checksum + rename path.
+URL and an intact archive does no network I/O at all. Local files are copied (the user's file
+is never modified), through the same ``.part`` + checksum + rename path, and hashed on every run:
+a file rebuilt at the same path is copied again (content, not the path, identifies the data).
 """
 
 from __future__ import annotations
@@ -97,31 +98,56 @@ def _is_complete(archive: Path, verify: Verify) -> bool:
     return True
 
 
-def cached_archive_is_valid(
-    archive: Path, source: str, sha256: str | None, verify: Verify = check_complete
-) -> bool:
-    """True when ``archive`` can be used without fetching ``source``.
-
-    An archive that does not open as a complete zip/tar is never reused. With an expected
-    ``sha256`` any archive with that digest will do (wherever it came from, so a copy fetched
-    from a local path serves later runs that name the URL). Without one, the archive must have
-    come from the same ``source`` and still have its recorded digest.
-    """
-    if not (archive.is_file() and _is_complete(archive, verify)):
-        return False
-    if sha256 is not None:
-        return sha256_of(archive) == sha256.lower()
+def _record(archive: Path) -> dict:
+    """The sidecar record of ``archive`` (``{}`` when absent or unreadable)."""
     try:
         record = json.loads(_sidecar(archive).read_text())
     except (OSError, ValueError):
-        return False
-    if record.get("source") != source:
-        return False
-    digest = sha256_of(archive)
-    if digest != record.get("sha256"):
-        logger.warning("%s changed since it was downloaded; fetching it again", archive)
-        return False
-    return True
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _local_source_digest(source: str) -> str | None:
+    """The SHA-256 of a local source file, ``None`` for a URL or a file that is not there."""
+    if is_url(source):
+        return None
+    path = local_path(source)
+    return sha256_of(path) if path.is_file() else None
+
+
+def reusable_digest(
+    archive: Path, source: str, sha256: str | None, verify: Verify = check_complete
+) -> str | None:
+    """The digest of ``archive`` when it can be used without fetching ``source``, else ``None``.
+
+    Content, not the path, decides: an archive that does not open as a complete zip/tar, or no
+    longer has the digest its record holds, is never reused. A local source is hashed on every
+    call (6.7 MB, ~5-9 ms) and the archive is reused only when it holds those very bytes; a
+    change is logged as a WARNING with both digests. A URL cannot be hashed without fetching it:
+    with an expected ``sha256`` any archive with that digest will do (a copy fetched from a local
+    path serves later runs that name the URL); without one, the archive must have come from the
+    same URL. A local source that is gone falls back on the URL rules (a ``dvc pull``-ed archive).
+    """
+    if not (archive.is_file() and _is_complete(archive, verify)):
+        return None
+    digest, record = sha256_of(archive), _record(archive)
+    if record.get("sha256") not in (None, digest):
+        logger.warning(
+            "%s changed since it was fetched (sha256 %s, now %s); fetching it again",
+            archive, record.get("sha256"), digest,
+        )  # fmt: skip
+        return None
+    source_digest = _local_source_digest(source)
+    if source_digest is not None:
+        if source_digest != digest and record.get("source") == source:
+            logger.warning(
+                "%s changed: its sha256 is now %s, the copy in %s has %s; copying it again",
+                source, source_digest, archive, digest,
+            )  # fmt: skip
+        return digest if source_digest == digest else None
+    if sha256 is not None:
+        return digest if digest == sha256.lower() else None
+    return digest if record.get("source") == source else None
 
 
 def _finish(part: Path, archive: Path, source: str, sha256: str | None, verify: Verify) -> str:
@@ -257,9 +283,12 @@ def fetch_archive(
             stays as it was.
     """
     archive = Path(archive)
-    if cached_archive_is_valid(archive, source, sha256, verify):
-        logger.info("Using %s (already present and valid; no download)", archive)
-        return sha256_of(archive)
+    cached = reusable_digest(archive, source, sha256, verify)
+    if cached is not None:
+        logger.info(
+            "Using %s (sha256 %s: same content as %s; no download)", archive, cached, source
+        )
+        return cached
     archive.parent.mkdir(parents=True, exist_ok=True)
     if is_url(source):
         return _fetch_url(source, archive, sha256, policy, verify)

@@ -2,12 +2,15 @@
 
 ``data/01_raw/<name>.zip`` (+ ``<name>.zip.json``: source and SHA-256) is the downloaded archive,
 ``data/01_raw/<name>/`` the extracted dataset, and ``data/01_raw/<name>.extracted.json`` records
-which archive digest the folder was extracted from, so a rerun with the same archive neither
-downloads nor extracts again. A source that is a folder is used in place, read-only.
+which archive digest the folder was extracted from and the digest of what it holds, so a rerun
+with the same archive and an untouched folder neither downloads nor extracts again, and a folder
+whose files were added, removed or edited is extracted again. A source that is a folder is used in
+place, read-only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -75,18 +78,58 @@ def remove_stale_extractions(root: Path) -> list[Path]:
     return stale
 
 
+def tree_sha256(root: Path) -> str:
+    """SHA-256 over every file under ``root``: its relative path and its bytes, in sorted order.
+
+    Content only (no mtimes), so a ``dvc checkout`` of the same files gives the same digest.
+    """
+    digest = hashlib.sha256()
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        for name in sorted(files):
+            path = Path(folder, name)
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _reusable_extraction(archive: Path, digest: str, root: Path, marker: Path) -> bool:
+    """Whether ``root`` holds exactly what ``archive`` (sha256 ``digest``) extracts to."""
+    record = json.loads(marker.read_text()) if marker.is_file() else {}
+    if record.get("sha256") is None:
+        raise IngestError(
+            f"{root} exists but was not extracted by download_dataset; move it away, or use it "
+            f"as is with --params data_ingestion.source={root}"
+        )
+    if record["sha256"] != digest:
+        logger.warning(
+            "%s was extracted from an archive with sha256 %s; %s now has %s: extracting it again",
+            root, record["sha256"], archive.name, digest,
+        )  # fmt: skip
+        return False
+    if record.get("tree_sha256") is None:
+        logger.info("%s has no record of its content; extracting it again to make one", root)
+        return False
+    found = tree_sha256(root)
+    if found != record["tree_sha256"]:
+        logger.warning(
+            "files in %s were added, removed or edited since they were extracted from %s (content "
+            "sha256 %s, now %s); extracting it again (edit the archive, or use a folder as "
+            "data_ingestion.source)",
+            root, archive.name, record["tree_sha256"], found,
+        )  # fmt: skip
+        return False
+    return True
+
+
 def _extract(archive: Path, digest: str, root: Path, limits: ExtractLimits) -> None:
     marker = root.with_name(f"{root.name}.extracted.json")
-    if root.exists():
-        recorded = json.loads(marker.read_text()).get("sha256") if marker.is_file() else None
-        if recorded == digest:
-            logger.info("Using %s (already extracted from %s)", root, archive.name)
-            return
-        if recorded is None:
-            raise IngestError(
-                f"{root} exists but was not extracted by download_dataset; move it away, or use it "
-                f"as is with --params data_ingestion.source={root}"
-            )
+    if root.exists() and _reusable_extraction(archive, digest, root, marker):
+        logger.info("Using %s (already extracted from %s)", root, archive.name)
+        return
     fresh = root.with_name(f".{root.name}.new")
     remove_stale_extractions(root)
     safe_extract(archive, fresh, limits)
@@ -98,7 +141,8 @@ def _extract(archive: Path, digest: str, root: Path, limits: ExtractLimits) -> N
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(fresh, root)
-    marker.write_text(json.dumps({"archive": archive.name, "sha256": digest}, indent=2))
+    record = {"archive": archive.name, "sha256": digest, "tree_sha256": tree_sha256(root)}
+    marker.write_text(json.dumps(record, indent=2))
 
 
 def ingest(

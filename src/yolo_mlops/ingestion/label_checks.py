@@ -1,54 +1,53 @@
 """Checks for one image and its YOLO label file. Pure functions, safe to run in worker processes.
 
-Image checks: the file is a supported format, it decodes fully with OpenCV (and JPEG *content*
-ends with the FF D9 end-of-image marker, so a truncated JPEG that libjpeg silently pads is caught;
-the format comes from the bytes, and a suffix that names another format is only a warning), its
-size after EXIF orientation is at least 10 px per side. Label checks: UTF-8 text (a BOM is
-allowed) without NUL bytes; each row has exactly 5 numeric, finite columns; the class id is an
-integer in [0, nc); the centre, the size and the box corners lie in [0, 1] up to a tolerance;
-width and height are positive; a row repeated exactly is a duplicate. Nothing is written:
-results are returned.
+Image checks: one decoder decides. An image is dropped only when the image cache's own decoder
+(:func:`yolo_mlops.yolo.data.image_cache.decode_image`) cannot decode it, or when its decoded
+size (EXIF orientation applied, as the cache stores it) is under 10 px on a side. Findings on the
+raw bytes keep the image and are warnings: a suffix that names another format, a JPEG that does
+not end with its FF D9 end-of-image marker. Label checks: UTF-8 text (a BOM is allowed) without
+NUL bytes; a row is a box (5 numeric, finite columns: class cx cy w h) or a polygon (a class id
+and x y pairs for at least 3 points), which becomes its bounding box; the class id is an integer
+in [0, nc); the centre, the size and the box corners lie in [0, 1] up to a tolerance; width and
+height are positive; a row repeated exactly is a duplicate. Nothing is written: results are
+returned.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from yolo_mlops.ingestion import image_format
 from yolo_mlops.ingestion.dataset_yaml import IMAGE_SUFFIXES, label_path
 from yolo_mlops.yolo.boxes import xywh_to_xyxy
+from yolo_mlops.yolo.data.image_cache import decode_image
 
 MIN_SIDE_PX = 10
-_PIL_FORMATS = frozenset({"BMP", "JPEG", "MPO", "PNG", "TIFF", "WEBP"})
-_EXIF_ORIENTATION = 0x0112
-_TRANSPOSED_ORIENTATIONS = frozenset({5, 6, 7, 8})
+MIN_POLYGON_POINTS = 3
 
 # Problem codes. Image-level codes make the image corrupt (it is dropped).
 IMAGE_UNREADABLE = "image_unreadable"
 IMAGE_CORRUPT = "image_corrupt"
-IMAGE_TRUNCATED = "image_truncated"
 IMAGE_TOO_SMALL = "image_too_small"
 UNSUPPORTED_FORMAT = "unsupported_format"
 LABEL_BINARY = "label_binary"
 LABEL_NOT_UTF8 = "label_not_utf8"
 WRONG_COLUMN_COUNT = "wrong_column_count"
+POLYGON_MALFORMED = "polygon_malformed"
 NOT_NUMERIC = "not_numeric"
 NOT_FINITE = "not_finite"
 CLASS_NOT_INTEGER = "class_not_integer"
 CLASS_OUT_OF_RANGE = "class_out_of_range"
 COORDS_OUT_OF_RANGE = "coords_out_of_range"
 NONPOSITIVE_SIZE = "nonpositive_size"
-DUPLICATE_ROW = "duplicate_row"
 ORPHAN_LABEL = "orphan_label"
-# Warning codes: reported, the image is kept.
+# Warning codes: reported, the image is kept (a duplicate row is removed, its image kept).
 EXTENSION_MISMATCH = "extension_mismatch"
+IMAGE_TRUNCATED = "image_truncated"
+DUPLICATE_ROW = "duplicate_row"
 
 
 @dataclass(frozen=True)
@@ -66,13 +65,16 @@ class LabelRow:
 
     Attributes:
         line: 1-based line number.
-        values: (class_id, cx, cy, w, h) as floats when the row parsed as 5 finite numbers.
+        values: (class_id, cx, cy, w, h) as floats, normalised, when the row parsed as finite
+            numbers; for a polygon row, its points' bounding box.
         problems: what is wrong with the row (empty = valid).
+        polygon: the row was a polygon (``class x1 y1 x2 y2 x3 y3 ...``), converted to a box.
     """
 
     line: int
     values: tuple[float, float, float, float, float] | None
     problems: tuple[Problem, ...] = ()
+    polygon: bool = False
 
 
 @dataclass
@@ -81,12 +83,14 @@ class SampleCheck:
 
     Attributes:
         image_path / label_path: absolute paths (strings, so results pickle cheaply).
-        width / height: pixels after EXIF orientation (0 when the image is unreadable).
+        width / height: pixels as the image cache stores them, EXIF orientation applied (0 when
+            the image cannot be decoded).
         image_problems: non-empty means the image is corrupt.
         label_state: ``found``, ``missing`` (no file), ``empty`` or ``unreadable``.
         label_problems: file-level label problems (binary, not UTF-8).
         rows: parsed non-blank label rows.
-        image_warnings: findings that keep the image (a suffix naming another format).
+        image_warnings: findings that keep the image (a suffix naming another format, a JPEG
+            without its end marker).
     """
 
     image_path: str
@@ -100,116 +104,85 @@ class SampleCheck:
     image_warnings: list[Problem] = field(default_factory=list)
 
 
-def format_warnings(path: Path) -> list[Problem]:
-    """A warning when the file's bytes are a known format its suffix does not name."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(64)
-    except OSError:
-        return []
-    found = image_format.sniff_format(head)
-    if found is None or image_format.extension_matches(found, path.suffix):
-        return []
-    return [
-        Problem(
-            EXTENSION_MISMATCH,
-            f"content is {found.upper()} but the suffix is {path.suffix!r}; the image is used "
-            f"(rename it to {image_format.EXTENSIONS[found][0]} to silence this warning)",
+def _format_warnings(data: bytes, suffix: str) -> list[Problem]:
+    """Byte-level findings on an image the decoder reads: they never drop it."""
+    found = image_format.sniff_format(data[:64])
+    warnings = []
+    if found is not None and not image_format.extension_matches(found, suffix):
+        warnings.append(
+            Problem(
+                EXTENSION_MISMATCH,
+                f"content is {found.upper()} but the suffix is {suffix!r}; the image is used "
+                f"(rename it to {image_format.EXTENSIONS[found][0]} to silence this warning)",
+            )
         )
-    ]
+    if found == "jpeg" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        warnings.append(
+            Problem(
+                IMAGE_TRUNCATED,
+                "JPEG does not end with its end-of-image marker (FF D9): truncated or followed "
+                "by other bytes; it decodes, so it is used as decoded",
+            )
+        )
+    return warnings
 
 
-class _Unusable(Exception):
-    """Raised by the image steps below: the image is dropped for ``problem``."""
+def inspect_image(path: Path) -> tuple[int, int, list[Problem], list[Problem]]:
+    """Decode ``path`` with the image cache's decoder.
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.problem = Problem(code, message)
+    Returns:
+        (width, height, problems, warnings): the size in pixels as the cache will store it (EXIF
+        orientation applied; 0 x 0 when not decodable); problems drop the image (not a supported
+        suffix, unreadable, not decodable, under ``MIN_SIDE_PX`` on a side); warnings keep it.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        message = f"suffix {path.suffix!r} is not a supported image format"
+        return 0, 0, [Problem(UNSUPPORTED_FORMAT, message)], []
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return 0, 0, [Problem(IMAGE_UNREADABLE, f"cannot read the file: {error}")], []
+    image = decode_image(data)
+    if image is None:
+        return 0, 0, [Problem(IMAGE_CORRUPT, "OpenCV cannot decode the image data")], []
+    height, width = (int(side) for side in image.shape[:2])
+    warnings = _format_warnings(data, path.suffix)
+    if min(width, height) < MIN_SIDE_PX:
+        message = f"{width}x{height} px; each side must be >= {MIN_SIDE_PX} px"
+        return width, height, [Problem(IMAGE_TOO_SMALL, message)], warnings
+    return width, height, [], warnings
 
 
 def check_image(path: Path) -> tuple[int, int, list[Problem]]:
-    """Decode ``path`` fully; return (width, height) after EXIF orientation and the problems."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise _Unusable(
-                UNSUPPORTED_FORMAT, f"suffix {path.suffix!r} is not a supported image format"
-            )
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise _Unusable(IMAGE_UNREADABLE, f"cannot read the file: {error}") from error
-        pil_format, size, orientation = _read_header(data, path.suffix)
-        width, height = _decode(data, pil_format, size)
-    except _Unusable as unusable:
-        return 0, 0, [unusable.problem]
-    if orientation in _TRANSPOSED_ORIENTATIONS:
-        width, height = height, width
-    if min(width, height) < MIN_SIDE_PX:
-        message = f"{width}x{height} px; each side must be >= {MIN_SIDE_PX} px"
-        return width, height, [Problem(IMAGE_TOO_SMALL, message)]
-    return width, height, []
+    """(width, height, problems) of :func:`inspect_image`, without the warnings."""
+    width, height, problems, _ = inspect_image(path)
+    return width, height, problems
 
 
-def _read_header(data: bytes, suffix: str) -> tuple[str | None, tuple[int, int] | None, int]:
-    """PIL's format name, header size and EXIF orientation (``None``, ``None``, 1 when PIL
-    cannot read a ``.dng``/``.pfm`` file, which OpenCV may still decode)."""
-    pil_format, size, orientation = None, None, 1
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            pil_format, size = image.format, image.size
-            orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        if suffix.lower() not in {".dng", ".pfm"}:
-            raise _Unusable(IMAGE_CORRUPT, f"not a readable image: {error}") from error
-    if pil_format is not None and pil_format not in _PIL_FORMATS:
-        raise _Unusable(UNSUPPORTED_FORMAT, f"content is {pil_format}, not a supported format")
-    return pil_format, size, orientation
-
-
-def _decode(data: bytes, pil_format: str | None, size: tuple[int, int] | None) -> tuple[int, int]:
-    """(width, height) of the fully decoded pixels, before EXIF orientation."""
-    decoded = cv2.imdecode(
-        np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    )
-    if decoded is None:
-        raise _Unusable(IMAGE_CORRUPT, "OpenCV cannot decode the image data")
-    height, width = decoded.shape[:2]
-    if size is not None and size != (width, height):
-        raise _Unusable(IMAGE_CORRUPT, f"header size {size} but decoded {(width, height)}")
-    is_jpeg = pil_format in {"JPEG", "MPO"} or (
-        pil_format is None and image_format.sniff_format(data) == "jpeg"
-    )
-    if is_jpeg and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        raise _Unusable(IMAGE_TRUNCATED, "JPEG has no end-of-image marker (FF D9): truncated")
-    return width, height
-
-
-def _check_row(tokens: list[str], line: int, nc: int, tolerance: float) -> LabelRow:
-    if len(tokens) != 5:
-        return LabelRow(
-            line, None, (Problem(WRONG_COLUMN_COUNT, f"{len(tokens)} columns, expected 5", line),)
-        )
+def _numbers(tokens: list[str], line: int) -> tuple[list[float], Problem | None]:
+    """The row's tokens as finite floats, or the problem that stops it."""
     try:
         numbers = [float(token) for token in tokens]
     except ValueError:
-        return LabelRow(
-            line, None, (Problem(NOT_NUMERIC, f"non-numeric value in {' '.join(tokens)!r}", line),)
-        )
+        return [], Problem(NOT_NUMERIC, f"non-numeric value in {' '.join(tokens)!r}", line)
     if not all(math.isfinite(v) for v in numbers):
-        return LabelRow(
-            line, None, (Problem(NOT_FINITE, f"non-finite value in {' '.join(tokens)!r}", line),)
-        )
-    class_id, cx, cy, w, h = numbers
-    values = (class_id, cx, cy, w, h)
-    problems = []
+        return [], Problem(NOT_FINITE, f"non-finite value in {' '.join(tokens)!r}", line)
+    return numbers, None
+
+
+def _class_problems(class_id: float, token: str, nc: int, line: int) -> list[Problem]:
     if not class_id.is_integer():
-        problems.append(Problem(CLASS_NOT_INTEGER, f"class id {tokens[0]} is not an integer", line))
-    elif not 0 <= class_id < nc:
-        problems.append(
-            Problem(CLASS_OUT_OF_RANGE, f"class id {int(class_id)} not in [0, {nc})", line)
-        )
+        return [Problem(CLASS_NOT_INTEGER, f"class id {token} is not an integer", line)]
+    if not 0 <= class_id < nc:
+        return [Problem(CLASS_OUT_OF_RANGE, f"class id {int(class_id)} not in [0, {nc})", line)]
+    return []
+
+
+def _box_row(numbers: list[float], token: str, line: int, nc: int, tolerance: float) -> LabelRow:
+    """A ``class cx cy w h`` row (normalised)."""
+    class_id, cx, cy, w, h = numbers
+    problems = _class_problems(class_id, token, nc, line)
     if w <= 0 or h <= 0:
         problems.append(
             Problem(NONPOSITIVE_SIZE, f"width {w:g} and height {h:g} must be > 0", line)
@@ -224,14 +197,62 @@ def _check_row(tokens: list[str], line: int, nc: int, tolerance: float) -> Label
                 line,
             )
         )
-    return LabelRow(line, values, tuple(problems))
+    return LabelRow(line, (class_id, cx, cy, w, h), tuple(problems))
+
+
+def _polygon_row(
+    numbers: list[float], token: str, line: int, nc: int, tolerance: float
+) -> LabelRow:
+    """A ``class x1 y1 x2 y2 x3 y3 ...`` row as its points' bounding box clipped to [0, 1]."""
+    coords = numbers[1:]
+    if len(coords) % 2 or len(coords) < 2 * MIN_POLYGON_POINTS:
+        message = (
+            f"{len(numbers)} columns: neither a box (class cx cy w h) nor a polygon (class, then "
+            f"x y for >= {MIN_POLYGON_POINTS} points); {len(coords)} coordinates"
+            + (" is an odd count" if len(coords) % 2 else "")
+        )
+        return LabelRow(line, None, (Problem(POLYGON_MALFORMED, message, line),), polygon=True)
+    points = np.asarray(coords, np.float64).reshape(-1, 2)  # [n, 2] normalised x, y
+    problems = _class_problems(numbers[0], token, nc, line)
+    if points.min() < -tolerance or points.max() > 1.0 + tolerance:
+        problems.append(
+            Problem(
+                COORDS_OUT_OF_RANGE,
+                f"polygon of {len(points)} points leaves [0, 1] (tolerance {tolerance:g}): "
+                f"x {points[:, 0].min():g}..{points[:, 0].max():g}, "
+                f"y {points[:, 1].min():g}..{points[:, 1].max():g}",
+                line,
+            )
+        )
+    (x1, y1), (x2, y2) = points.min(0).clip(0.0, 1.0), points.max(0).clip(0.0, 1.0)
+    w, h = float(x2 - x1), float(y2 - y1)
+    if w <= 0 or h <= 0:
+        problems.append(
+            Problem(NONPOSITIVE_SIZE, f"polygon's box is {w:g} wide and {h:g} high", line)
+        )
+    values = (numbers[0], float(x1 + x2) / 2, float(y1 + y2) / 2, w, h)
+    return LabelRow(line, values, tuple(problems), polygon=True)
+
+
+def _check_row(tokens: list[str], line: int, nc: int, tolerance: float) -> LabelRow:
+    if len(tokens) < 5:
+        message = f"{len(tokens)} columns, expected 5 (class cx cy w h) or a polygon"
+        return LabelRow(line, None, (Problem(WRONG_COLUMN_COUNT, message, line),))
+    numbers, problem = _numbers(tokens, line)
+    if problem is not None:
+        return LabelRow(line, None, (problem,))
+    if len(numbers) == 5:
+        return _box_row(numbers, tokens[0], line, nc, tolerance)
+    return _polygon_row(numbers, tokens[0], line, nc, tolerance)
 
 
 def read_labels(path: Path, nc: int, tolerance: float) -> tuple[str, list[Problem], list[LabelRow]]:
     """Parse a YOLO label file.
 
     Returns:
-        (state, file_problems, rows): state is ``missing``, ``empty``, ``found`` or ``unreadable``.
+        (state, file_problems, rows): state is ``missing``, ``empty``, ``found`` or ``unreadable``;
+        a polygon row comes back as its bounding box (``values``, ``polygon=True``), so every
+        reader of label files gets boxes.
     """
     path = Path(path)
     try:
@@ -259,11 +280,8 @@ def read_labels(path: Path, nc: int, tolerance: float) -> tuple[str, list[Proble
         row = _check_row(tokens, line, nc, tolerance)
         if row.values is not None and not row.problems:
             if row.values in seen:
-                row = LabelRow(
-                    line,
-                    row.values,
-                    (Problem(DUPLICATE_ROW, "exact duplicate of an earlier row", line),),
-                )
+                duplicate = Problem(DUPLICATE_ROW, "exact duplicate of an earlier row", line)
+                row = LabelRow(line, row.values, (duplicate,), row.polygon)
             seen.add(row.values)
         rows.append(row)
     return ("found" if rows else "empty"), [], rows
@@ -272,7 +290,7 @@ def read_labels(path: Path, nc: int, tolerance: float) -> tuple[str, list[Proble
 def check_sample(image_path: str, nc: int, tolerance: float) -> SampleCheck:
     """Check one image and its label file (the worker function of the validation pool)."""
     labels = label_path(Path(image_path))
-    width, height, image_problems = check_image(Path(image_path))
+    width, height, image_problems, image_warnings = inspect_image(Path(image_path))
     state, file_problems, rows = read_labels(labels, nc, tolerance)
     return SampleCheck(
         str(image_path),
@@ -283,7 +301,7 @@ def check_sample(image_path: str, nc: int, tolerance: float) -> SampleCheck:
         state,
         file_problems,
         rows,
-        [] if image_problems else format_warnings(Path(image_path)),
+        image_warnings,
     )
 
 

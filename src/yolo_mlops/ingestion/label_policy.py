@@ -6,8 +6,10 @@
   are dropped.
 - ``fail``: like ``drop_row`` here; :mod:`.validation` then raises on the first problem.
 
-Corrupt images and unreadable label files always drop the image. Every problem is recorded
-with the action taken (a row of ``validation.PROBLEM_COLUMNS``).
+Corrupt images and unreadable label files always drop the image. Under every policy an exact
+duplicate row is removed with a warning (it is not a problem: the image stays valid), and a
+polygon row is kept as its bounding box. Every problem and warning is recorded with the action
+taken (a row of ``validation.PROBLEM_COLUMNS``).
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ class Findings:
     """What the policy met, as PROBLEM_COLUMNS rows, and the label rows it dropped by code."""
 
     problems: list[dict] = field(default_factory=list)  # a row per problem and its action
-    warnings: list[dict] = field(default_factory=list)  # images kept despite a finding
+    warnings: list[dict] = field(default_factory=list)  # kept images' findings, duplicate rows
     orphans: list[str] = field(default_factory=list)  # label files of no image (portable paths)
     dropped: Counter = field(default_factory=Counter)
+    polygons: Counter = field(default_factory=Counter)  # label file -> polygon rows kept as boxes
 
     def add(self, file: str, problem: lc.Problem, action: str) -> None:
         self.problems.append(_row(file, problem, action))
@@ -74,38 +77,56 @@ def apply_policy(sample: lc.SampleCheck, policy: Policy, findings: Findings) -> 
             findings.add(sample.label_path, problem, "image_dropped")
         findings.dropped.update(p.code for p in sample.label_problems if not sample.image_problems)
         return Outcome("corrupt", [], True)
-    bad_rows = [row for row in sample.rows if row.problems]
+    rows = _without_duplicates(sample, findings)
+    bad_rows = [row for row in rows if row.problems]
     if bad_rows and policy == "drop_image":
         for row in bad_rows:
             for problem in row.problems:
                 findings.add(sample.label_path, problem, "image_dropped")
         findings.dropped.update(row.problems[0].code for row in bad_rows)
-        findings.dropped["image_dropped"] += len(sample.rows) - len(bad_rows)
+        findings.dropped["image_dropped"] += len(rows) - len(bad_rows)
         return Outcome("dropped", [], True)
-    boxes = _kept_boxes(sample, policy, findings)
+    boxes = _kept_boxes(sample.label_path, rows, policy, findings)
     status = "labelled" if boxes else "background"
     return Outcome(status, boxes, bool(bad_rows), sample.width, sample.height)
 
 
-def _kept_boxes(sample: lc.SampleCheck, policy: Policy, findings: Findings) -> list[Box]:
-    """The rows that stay, as (class, normalised xyxy): bad rows dropped, or clipped (``clip``)."""
-    boxes = []
+def _without_duplicates(sample: lc.SampleCheck, findings: Findings) -> list[lc.LabelRow]:
+    """``sample``'s rows less exact duplicates, each recorded as a warning and a dropped row."""
+    rows = []
     for row in sample.rows:
+        if row.problems and all(p.code == lc.DUPLICATE_ROW for p in row.problems):
+            findings.warnings.append(_row(sample.label_path, row.problems[0], "row_dropped"))
+            findings.dropped[lc.DUPLICATE_ROW] += 1
+        else:
+            rows.append(row)
+    return rows
+
+
+def _kept_boxes(
+    label_file: str, rows: list[lc.LabelRow], policy: Policy, findings: Findings
+) -> list[Box]:
+    """The rows that stay, as (class, normalised xyxy): bad rows dropped, or clipped (``clip``);
+    polygon rows that stay are counted per label file."""
+    boxes = []
+    for row in rows:
         clippable = bool(row.problems) and all(
             p.code == lc.COORDS_OUT_OF_RANGE for p in row.problems
         )
         if row.problems and not (policy == "clip" and clippable):
             for problem in row.problems:
-                findings.add(sample.label_path, problem, "row_dropped")
+                findings.add(label_file, problem, "row_dropped")
             findings.dropped[row.problems[0].code] += 1
             continue
         x1, y1, x2, y2 = _xyxy(row.values)  # type: ignore[arg-type]
         if row.problems:  # clip policy on a coordinate problem
             action = "clipped" if x2 > x1 and y2 > y1 else "row_dropped"
             for problem in row.problems:
-                findings.add(sample.label_path, problem, action)
+                findings.add(label_file, problem, action)
             if action == "row_dropped":
                 findings.dropped[lc.COORDS_OUT_OF_RANGE] += 1
                 continue
         boxes.append((int(row.values[0]), x1, y1, x2, y2))  # type: ignore[index]
+        if row.polygon:
+            findings.polygons[label_file] += 1
     return boxes

@@ -5,7 +5,10 @@ processes or threads on chunks of images; each image is checked once even when s
 share it (COCO128: train = val). The policy (:mod:`yolo_mlops.ingestion.label_policy`) then
 decides what happens to each problem: ``drop_row`` (default), ``drop_image``, ``clip``, or
 ``fail``, which raises on the first problem of any kind. When the fraction of images with any
-problem exceeds ``max_invalid_fraction`` the run fails. Nothing on disk is modified.
+problem exceeds ``max_invalid_fraction`` the run fails. Findings that keep their image (a
+misnamed suffix, a JPEG without its end marker, an exact duplicate row, which is removed) and
+polygon rows (kept as boxes) are not problems: each kind is one WARNING per run and a count in
+the summary. Nothing on disk is modified.
 """
 
 from __future__ import annotations
@@ -209,12 +212,7 @@ def validate_dataset(
     findings.orphans = [_portable(p, path_base) for p in find_orphans(set(unique))]
     records = _problem_rows(findings, path_base)
     problems = pd.DataFrame(records, columns=PROBLEM_COLUMNS)
-    if findings.warnings:
-        first = findings.warnings[0]
-        logger.warning(
-            "%d image(s) have a suffix that names another format (e.g. %s: %s); they are used",
-            len(findings.warnings), first["file"], first["message"],
-        )  # fmt: skip
+    _log_warnings(findings, path_base)
     reason = _failure_reason(config, outcomes, len(findings.problems), records)
     if reason is not None:
         summary = _failure_summary(reason, config, outcomes, findings)
@@ -223,6 +221,34 @@ def validate_dataset(
     summary = _summary(spec, config, outcomes, findings)
     logger.info(summary_line(summary))
     return ValidationResult(clean, index, problems, summary)
+
+
+_WARNING_HEADLINES = {
+    lc.EXTENSION_MISMATCH: "%d image(s) have a suffix that names another format; they are used",
+    lc.IMAGE_TRUNCATED: "%d JPEG(s) have no end-of-image marker but decode; they are used",
+    lc.DUPLICATE_ROW: "%d exact duplicate label row(s) removed",
+}
+
+
+def _log_warnings(findings: Findings, path_base: Path | None) -> None:
+    """One WARNING per kind of finding that keeps its image, and one for polygon rows."""
+    by_code: dict[str, list[dict]] = {}
+    for entry in findings.warnings:
+        by_code.setdefault(entry["code"], []).append(entry)
+    for code, entries in by_code.items():
+        first, files = entries[0], len({entry["file"] for entry in entries})
+        headline = _WARNING_HEADLINES.get(code, f"%d {code} finding(s)") % len(entries)
+        logger.warning(
+            "%s, in %d file(s) (e.g. %s:%d: %s)",
+            headline, files, first["file"], first["line"], first["message"],
+        )  # fmt: skip
+    if findings.polygons:
+        example = _portable(Path(next(iter(findings.polygons))), path_base)
+        logger.warning(
+            "%d label file(s) hold polygon (segment) rows: %d polygons became their bounding "
+            "boxes, clipped to the image (e.g. %s)",
+            len(findings.polygons), sum(findings.polygons.values()), example,
+        )  # fmt: skip
 
 
 def _invalid(outcomes: dict[Path, Outcome]) -> tuple[int, float]:
@@ -314,6 +340,7 @@ def _summary(
     per_class = Counter(c for o in outcomes.values() for c, *_ in o.boxes)
     statuses = Counter(o.status for o in outcomes.values())
     splits = _split_counts(spec, outcomes)
+    codes = Counter(entry["code"] for entry in findings.warnings)
     return {
         "images": len(outcomes),
         "labelled": statuses["labelled"],
@@ -330,5 +357,9 @@ def _summary(
         "policy": config.policy,
         "splits": splits,
         "warnings": _empty_split_warnings(splits),
-        "extension_mismatches": len(findings.warnings),
+        "extension_mismatches": codes[lc.EXTENSION_MISMATCH],
+        "truncated_jpegs": codes[lc.IMAGE_TRUNCATED],
+        "duplicate_rows": codes[lc.DUPLICATE_ROW],
+        "converted_polygons": sum(findings.polygons.values()),
+        "polygon_label_files": len(findings.polygons),
     }

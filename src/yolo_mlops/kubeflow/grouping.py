@@ -1,10 +1,11 @@
 """Kedro pipeline -> stage groups (one KFP task each), and the pre-flight check.
 
 A node's stage is its stage tag (``ingest``, ``validate``, ``preprocess``, ``train``,
-``evaluate``, ``register``); a node without one falls back to its top-level namespace. Group
-dependencies follow Kedro's dataset dependencies: group B depends on group A when a node of B
-reads a dataset that a node of A writes. Every such crossing dataset must be persisted (the
-tasks run in separate pods), which :func:`preflight_check` enforces against the catalog.
+``evaluate``, ``export``, ``register``); a node without one falls back to its top-level
+namespace. Group dependencies follow Kedro's dataset dependencies: group B depends on group A
+when a node of B reads a dataset that a node of A writes. Every such crossing dataset must be
+persisted (the tasks run in separate pods), which :func:`preflight_check` enforces against the
+catalog.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from kedro.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
-STAGE_TAGS: tuple[str, ...] = ("ingest", "validate", "preprocess", "train", "evaluate", "register")
+STAGE_TAGS: tuple[str, ...] = (
+    "ingest", "validate", "preprocess", "train", "evaluate", "export", "register"
+)  # fmt: skip
 
 
 class GroupingError(ValueError):

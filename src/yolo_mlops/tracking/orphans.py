@@ -41,6 +41,28 @@ def recorded_run_id(meta: Mapping[str, Any] | None) -> str | None:
     return str(tracking["run_id"]) if tracking.get("run_id") else None
 
 
+#: How a holder that stopped on one of these ended: stopped on request, not failed.
+_STOPPED = ("KeyboardInterrupt", "TrainingInterrupted", "SystemExit")
+
+
+def stale_reason(previous: Mapping[str, Any]) -> tuple[str, str]:
+    """``(status, reason)`` for the run of a model folder's previous holder (its lock record).
+
+    Not released: its process died without running its clean-up (``kill -9``, out of memory).
+    Released with an ``outcome``: the exception it stopped on, or ``finished`` when it trained to
+    the end but its run could not be ended (the tracking server was unreachable then).
+    """
+    if not previous.get("released"):
+        return "KILLED", "its process was killed (SIGKILL, out of memory...) before the run ended"
+    outcome = str(previous.get("outcome") or "")
+    if outcome == "finished":
+        return "FAILED", "its process ended while the tracking server was unreachable"
+    if not outcome:
+        return "FAILED", "its process ended without ending the run"
+    status = "KILLED" if outcome.startswith(_STOPPED) else "FAILED"
+    return status, f"its process stopped on {outcome} without ending the run"
+
+
 def close_stale(previous: Mapping[str, Any] | None, model_dir: Path) -> str | None:
     """Mark the run of the previous holder of ``model_dir`` ended, when it is still RUNNING.
 
@@ -51,16 +73,11 @@ def close_stale(previous: Mapping[str, Any] | None, model_dir: Path) -> str | No
     stale_id = recorded_run_id((previous or {}).get("owner"))
     if run is None or stale_id is None or stale_id == run.run_id:
         return None
-    status = "FAILED" if (previous or {}).get("released") else "KILLED"
+    status, why = stale_reason(previous or {})
 
     def call(client) -> str | None:
         if client.get_run(stale_id).info.status != "RUNNING":
             return None
-        why = (
-            "its process ended while the tracking server was unreachable"
-            if status == "FAILED"
-            else "its process was killed before the run ended"
-        )
         client.set_tag(stale_id, "stale.reason", f"{why}; found by run {run.run_id}")
         client.set_tag(stale_id, "stale.model_dir", str(model_dir))
         client.set_terminated(stale_id, status)

@@ -2,7 +2,9 @@
 
 The gate moves ``champion`` to the new version when its mAP50-95 clears the absolute floor
 ``min_map50_95`` AND beats the current champion's by at least ``min_improvement`` (strictly
-better when the margin is 0); with no champion yet, clearing the floor is enough. The champion's
+better when the margin is 0); with no champion yet, clearing the floor is enough. A version
+whose export report (``export.json``) says a gated export (the fp32 ONNX model) failed its
+parity check is never promoted, whatever its mAP50-95. The champion's
 figure is read from its ``mAP50-95`` version tag. :mod:`.registry` writes the decision and its
 numbers as version tags (``promotion.*``), run tags and run metrics (``verdict/*``).
 """
@@ -17,7 +19,7 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from yolo_mlops.tracking import model_card
+from yolo_mlops.tracking import model_card, reports
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class PromotionDecision:
 
     @property
     def label(self) -> str:
-        """The ``promotion.decision`` tag: ``promoted`` or ``not_promoted``."""
+        """The run's ``promotion.decision`` tag: ``promoted`` or ``not_promoted``."""
         return "promoted" if self.promoted else "not_promoted"
 
 
@@ -51,8 +53,10 @@ def decide_promotion(
     champion: float | None,
     policy: PromotionPolicy,
     champion_version: str | None = None,
+    export_failure: str | None = None,
 ) -> PromotionDecision:
-    """Pure gate: promote iff floor cleared and (no champion, or improvement >= margin and > 0)."""
+    """Pure gate: promote iff the export passed parity (``export_failure`` is None), the floor
+    is cleared and (no champion, or improvement >= margin and > 0)."""
 
     def verdict(promoted: bool, reason: str) -> PromotionDecision:
         return PromotionDecision(
@@ -65,6 +69,8 @@ def decide_promotion(
             policy.min_map50_95,
         )
 
+    if export_failure is not None:
+        return verdict(False, export_failure)
     if not math.isfinite(challenger) or challenger < policy.min_map50_95:
         return verdict(False, f"mAP50-95 {challenger:.4f} below floor {policy.min_map50_95:.4f}")
     if champion is None:
@@ -80,6 +86,23 @@ def decide_promotion(
         f"{versus}: better by {gain:+.4f}, less than the required margin "
         f"{policy.min_improvement:.4f}",
     )
+
+
+def export_parity_failure(report: Mapping[str, Any] | None) -> str | None:
+    """Why the export report keeps a version from promotion (``None``: it does not).
+
+    ``report`` is ``export.json``: ``artifacts`` maps a format to its record; a record with
+    ``parity_gated`` true and ``parity_passed`` false is a failed export. An empty report (no
+    export stage ran) does not block.
+    """
+    failed = [
+        f"{record.get('file', name)} ({record.get('parity')})"
+        for name, record in ((report or {}).get("artifacts") or {}).items()
+        if record.get("parity_gated") and not record.get("parity_passed", False)
+    ]
+    if not failed:
+        return None
+    return f"export failed parity with the PyTorch model: {', '.join(failed)} (export.json)"
 
 
 def read_metric(values: Mapping[str, Any], key: str) -> float:
@@ -104,12 +127,34 @@ def current_champion(
         return str(version.version), None
 
 
-def champion_metrics(client: MlflowClient, name: str, version: str | None) -> dict[str, float]:
-    """The champion's headline metrics from its version tags (older versions: fewer)."""
+def champion_tags(client: MlflowClient, name: str, version: str | None) -> dict[str, str]:
+    """The champion's version tags (empty without a champion)."""
     if version is None:
         return {}
     try:
-        tags = client.get_model_version(name, version).tags
+        return dict(client.get_model_version(name, version).tags)
     except MlflowException:
         return {}
+
+
+def champion_metrics(tags: Mapping[str, str]) -> dict[str, float]:
+    """The champion's headline metrics from its version tags (older versions: fewer)."""
     return {key: read_metric(tags, key) for key, *_ in model_card.HEADLINE_METRICS if key in tags}
+
+
+def record_verdict(
+    client: MlflowClient, card: model_card.ModelCard, decision: PromotionDecision
+) -> None:
+    """The registration and the gate's verdict on the run (tags and ``verdict/*`` metrics)."""
+    run_id = card.run_id
+    client.set_tag(run_id, "registry.model_name", card.model_name)
+    client.set_tag(run_id, "registry.version", card.version)
+    client.set_tag(run_id, "promotion.decision", decision.label)
+    client.set_tag(run_id, "promotion.reason", decision.reason)
+    gate_values = (
+        ("challenger", decision.challenger_map50_95),
+        ("champion_before", decision.champion_map50_95),
+    )
+    for key, value in gate_values:
+        if value is not None and math.isfinite(value):
+            client.log_metric(run_id, f"{reports.GATE_PREFIX}/{key}_mAP50-95", value)

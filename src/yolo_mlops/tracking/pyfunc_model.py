@@ -2,8 +2,8 @@
 
 Input: a pandas DataFrame with one column ``image`` holding ENCODED image files (JPEG, PNG, any
 format OpenCV decodes) as ``bytes``, one image per row. Over REST (``mlflow models serve``) the
-same column is sent base64-encoded, because MLflow's JSON format carries binary columns as
-base64 strings::
+same column is sent base64-encoded, because JSON carries no bytes; the signature types the column
+``any`` so that the model, not MLflow's parser, decodes the base64 text and names a bad row::
 
     {"dataframe_split": {"columns": ["image"], "data": [["<base64 of the file>"]]},
      "params": {"conf": 0.25}}
@@ -12,50 +12,75 @@ Output: a DataFrame with one row per detection, columns ``image_index`` (row of 
 ``class_id``, ``class_name``, ``score``, ``x1, y1, x2, y2`` (pixels of the ORIGINAL image).
 Predict-time params: ``conf`` (score threshold), ``iou`` (NMS IoU), ``max_det`` (per image).
 
-A row whose bytes are not a decodable image raises ``MlflowException`` (INVALID_PARAMETER_VALUE,
-HTTP 400 when served) naming the row index.
+A row that is not base64 text or bytes of a decodable image raises ``MlflowException``
+(INVALID_PARAMETER_VALUE, HTTP 400 when served) naming the row index.
 
-Limits (the ``model_config`` of the logged model, set from ``register.serving``): an image whose
-header announces more than ``max_pixels`` pixels is refused before it is decoded (decoding
-allocates 3 bytes per pixel whatever the file size), formats whose header cannot be read
-(anything but JPEG, PNG, BMP, GIF, WebP, TIFF) are refused for the same reason, and a request
-whose images total more than ``max_request_bytes`` encoded bytes is refused as a whole. Predict
-params out of range (``conf`` outside [0, 1], ``iou`` outside (0, 1], ``max_det`` < 1) are refused.
+Limits (the ``model_config`` of the logged model, set from ``register.serving``), all checked on
+the image headers before anything is decoded (decoding allocates 3 bytes per pixel whatever the
+file size, so a 100 KB PNG can cost 100 MB): an image announcing more than ``max_pixels`` pixels,
+a request whose images total more than ``max_request_pixels`` pixels (``None``: sized to the
+serving machine, :func:`request_pixel_budget`) or more than ``max_request_bytes`` encoded bytes,
+and formats whose header cannot be read (anything but JPEG, PNG, BMP, GIF, WebP, TIFF) are
+refused. Predict params out of range (``conf`` outside [0, 1], ``iou`` outside (0, 1],
+``max_det`` < 1) are refused.
 
-Preprocessing matches inference in Ultralytics' predict mode: letterbox to the checkpoint's
-``imgsz`` square (scale up allowed, centred, pad 114), BGR -> RGB, ``/255``.
+Backends (``model_config`` ``backend``, set from ``register.serving.backend``): ``onnxruntime``
+runs the exported ``model.onnx`` (artifact ``onnx``) with ONNX Runtime and numpy NMS, without
+importing torch; ``torch`` runs the checkpoint (artifact ``checkpoint``). A model logged without
+the key serves with ``torch``. Both run the one predict path of :mod:`yolo_mlops.yolo.inference`:
+letterbox at the model's ``imgsz`` (same-shape batches to the smallest stride multiple, centred,
+pad 114), BGR -> RGB, ``/255``, NMS, boxes back to original pixels.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import os
 from typing import Any
 
 import cv2
 import mlflow
 import numpy as np
 import pandas as pd
-import torch
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import AnyType
 
 from yolo_mlops.ingestion import image_format
-from yolo_mlops.yolo.inference import detect_images
 
 IMAGE_COLUMN = "image"
 OUTPUT_COLUMNS = ("image_index", "class_id", "class_name", "score", "x1", "y1", "x2", "y2")
 DEFAULT_PREDICT_PARAMS = {"conf": 0.25, "iou": 0.7, "max_det": 300}
-#: Default serving limits (``model_config`` keys): 40 megapixels decode to 120 MB of BGR.
-DEFAULT_SERVING_LIMITS = {"max_pixels": 40_000_000, "max_request_bytes": 64 * 1024 * 1024}
+#: Serving backends (``model_config`` ``backend``); models logged without the key use ``torch``.
+SERVING_BACKENDS = ("onnxruntime", "torch")
+#: Default serving limits (``model_config`` keys): 40 megapixels decode to 120 MB of BGR;
+#: ``max_request_pixels`` None: :func:`request_pixel_budget` of the serving machine.
+DEFAULT_SERVING_LIMITS = {
+    "max_pixels": 40_000_000,
+    "max_request_pixels": None,
+    "max_request_bytes": 64 * 1024 * 1024,
+}
+#: Share of the machine's memory one request's decoded images (3 bytes per pixel) may take.
+REQUEST_MEMORY_SHARE = 1 / 32
 _BATCH = 16
+
+
+def request_pixel_budget(max_pixels: int = DEFAULT_SERVING_LIMITS["max_pixels"]) -> int:
+    """Decoded pixels one request may hold on this machine: :data:`REQUEST_MEMORY_SHARE` of its
+    physical memory at 3 bytes per pixel, never less than one image of ``max_pixels``."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        memory = 8 * 1024**3
+    return max(int(max_pixels), int(memory * REQUEST_MEMORY_SHARE / 3))
 
 
 def model_signature(conf: float = 0.25, iou: float = 0.7, max_det: int = 300) -> ModelSignature:
     """The input/output/params schema described in the module docstring."""
-    inputs = Schema([ColSpec(DataType.binary, IMAGE_COLUMN)])
+    inputs = Schema([ColSpec(AnyType(), IMAGE_COLUMN)])  # bytes, or base64 text in JSON
     outputs = Schema(
         [
             ColSpec(DataType.long, "image_index"),
@@ -85,9 +110,16 @@ def check_predict_params(conf: float, iou: float, max_det: int) -> None:
         raise ValueError(f"predict param max_det={max_det} must be >= 1 (detections per image)")
 
 
-def check_serving_limits(max_pixels: int, max_request_bytes: int) -> None:
+def check_serving_limits(
+    max_pixels: int, max_request_bytes: int, max_request_pixels: int | None = None
+) -> None:
     """Raise ``ValueError`` naming the limit when it is not a positive number."""
-    for name, value in (("max_pixels", max_pixels), ("max_request_bytes", max_request_bytes)):
+    limits = (
+        ("max_pixels", max_pixels),
+        ("max_request_bytes", max_request_bytes),
+        ("max_request_pixels", 1 if max_request_pixels is None else max_request_pixels),
+    )
+    for name, value in limits:
         if value < 1:
             raise ValueError(f"serving limit {name}={value} must be >= 1")
 
@@ -116,15 +148,9 @@ def encoded_bytes(value: Any, row: int) -> bytes:
     return value
 
 
-def decode_image(
-    value: Any, row: int, max_pixels: int = DEFAULT_SERVING_LIMITS["max_pixels"]
-) -> np.ndarray:
-    """Encoded image bytes (or their base64 text) -> HWC BGR uint8; bad input names ``row``.
-
-    The header is read first: an unreadable header or more than ``max_pixels`` pixels is refused
-    before the decoder allocates anything.
-    """
-    value = encoded_bytes(value, row)
+def header_size(value: bytes, row: int, max_pixels: int) -> tuple[int, int]:
+    """``(width, height)`` from the image header, without decoding; an unreadable header or more
+    than ``max_pixels`` pixels is refused naming ``row``."""
     size = image_format.image_size(value)
     if size is None:
         raise _bad_row(
@@ -140,6 +166,19 @@ def decode_image(
             "downscale it before sending",
             error_code=INVALID_PARAMETER_VALUE,
         )
+    return width, height
+
+
+def decode_image(
+    value: Any, row: int, max_pixels: int = DEFAULT_SERVING_LIMITS["max_pixels"]
+) -> np.ndarray:
+    """Encoded image bytes (or their base64 text) -> HWC BGR uint8; bad input names ``row``.
+
+    The header is read first: an unreadable header or more than ``max_pixels`` pixels is refused
+    before the decoder allocates anything.
+    """
+    value = encoded_bytes(value, row)
+    header_size(value, row, max_pixels)
     try:
         image = cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:
@@ -149,27 +188,92 @@ def decode_image(
     return image
 
 
+def _over_budget(holds: str, limit: str) -> MlflowException:
+    return MlflowException(
+        f"request holds {holds}, over the served model's limit of {limit}; send fewer or "
+        "smaller images per request",
+        error_code=INVALID_PARAMETER_VALUE,
+    )
+
+
 class YoloDetectorModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper around a yolo-mlops checkpoint (artifact ``checkpoint``)."""
+    """pyfunc wrapper around an exported graph (artifact ``onnx``) or a checkpoint
+    (artifact ``checkpoint``), as ``model_config`` ``backend`` says."""
 
     def load_context(self, context) -> None:
+        config = {**DEFAULT_SERVING_LIMITS, **(getattr(context, "model_config", None) or {})}
+        backend = config.get("backend") or "torch"
+        if backend == "onnxruntime":
+            self._load_onnx(context.artifacts)
+        elif backend == "torch":
+            self._load_torch(context.artifacts)
+        else:
+            raise MlflowException(
+                f"model_config backend={backend!r} is not one of {SERVING_BACKENDS}; "
+                "set register.serving.backend and register the model again",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
+        self.backend = backend
+        self.max_pixels = int(config["max_pixels"])
+        self.max_request_bytes = int(config["max_request_bytes"])
+        budget = config["max_request_pixels"]
+        check_serving_limits(self.max_pixels, self.max_request_bytes, budget)
+        self.max_request_pixels = (
+            request_pixel_budget(self.max_pixels) if budget is None else budget
+        )
+
+    def _load_onnx(self, artifacts: dict[str, str]) -> None:
+        """The exported graph in ONNX Runtime (imports no torch)."""
+        from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector
+
+        if "onnx" not in artifacts:
+            raise MlflowException(
+                f"model_config backend='onnxruntime' but the model has no 'onnx' artifact "
+                f"(artifacts: {sorted(artifacts)}); register it with the export stage's files "
+                "or load it with model_config={'backend': 'torch'}"
+            )
+        self.model = OnnxRuntimeDetector(artifacts["onnx"])
+        self.names, self.imgsz = list(self.model.names), self.model.imgsz
+
+    def _load_torch(self, artifacts: dict[str, str]) -> None:
+        """The checkpoint in PyTorch, on the GPU when there is one."""
+        import torch
+
         from yolo_mlops.yolo.io.checkpoint import model_from_checkpoint, read_checkpoint
 
-        ckpt = read_checkpoint(context.artifacts["checkpoint"])
-        config = ckpt["config"]
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = model_from_checkpoint(ckpt).to(self.device).eval()
-        self.names = list(config["names"])
-        self.imgsz = int(config.get("imgsz") or 640)
-        self.strides = tuple(int(s) for s in (config.get("stride") or (8, 16, 32)))
-        limits = {**DEFAULT_SERVING_LIMITS, **(getattr(context, "model_config", None) or {})}
-        self.max_pixels = int(limits["max_pixels"])
-        self.max_request_bytes = int(limits["max_request_bytes"])
-        check_serving_limits(self.max_pixels, self.max_request_bytes)
+        ckpt = read_checkpoint(artifacts["checkpoint"])
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model_from_checkpoint(ckpt).to(device).eval()
+        self.names = list(ckpt["config"]["names"])
+        self.imgsz = int(ckpt["config"].get("imgsz") or 640)
+
+    def _check_request(self, encoded: list[bytes]) -> None:
+        """Refuse a request over the byte or the decoded-pixel budget, reading headers only."""
+        total = sum(len(data) for data in encoded)
+        if total > self.max_request_bytes:
+            raise _over_budget(
+                f"{total} bytes of images in {len(encoded)} rows",
+                f"{self.max_request_bytes} bytes (model_config max_request_bytes)",
+            )
+        pixels = 0
+        for row, data in enumerate(encoded):
+            width, height = header_size(data, row, self.max_pixels)
+            pixels += width * height
+            if pixels > self.max_request_pixels:
+                raise _over_budget(
+                    f"{pixels} pixels in its first {row + 1} of {len(encoded)} rows",
+                    f"{self.max_request_pixels} decoded pixels (model_config max_request_pixels)",
+                )
 
     def _detect(self, images: list[np.ndarray], conf: float, iou: float, max_det: int) -> list:
         """``(boxes [n, 4] original px, scores [n], class ids [n])`` per image (yolo.inference)."""
-        found = detect_images(self.model, images, self.imgsz, conf=conf, iou=iou, max_det=max_det)
+        settings = {"conf": conf, "iou": iou, "max_det": max_det}
+        if self.backend == "onnxruntime":  # torch-free: letterbox, graph, numpy NMS
+            found = self.model.detect_images(images, self.imgsz, **settings)
+        else:
+            from yolo_mlops.yolo.inference import detect_images
+
+            found = detect_images(self.model, images, self.imgsz, **settings)
         return [(item.boxes, item.scores, item.classes) for item in found]
 
     def predict(
@@ -194,14 +298,7 @@ class YoloDetectorModel(mlflow.pyfunc.PythonModel):
         except ValueError as error:
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
         encoded = [encoded_bytes(v, i) for i, v in enumerate(frame[IMAGE_COLUMN].tolist())]
-        total = sum(len(data) for data in encoded)
-        if total > self.max_request_bytes:
-            raise MlflowException(
-                f"request holds {total} bytes of images in {len(encoded)} rows, over the served "
-                f"model's limit of {self.max_request_bytes} bytes (model_config "
-                "max_request_bytes); send fewer or smaller images per request",
-                error_code=INVALID_PARAMETER_VALUE,
-            )
+        self._check_request(encoded)
         images = [decode_image(data, i, self.max_pixels) for i, data in enumerate(encoded)]
         rows: list[tuple] = []
         for start in range(0, len(images), _BATCH):

@@ -4,13 +4,17 @@ Registry review uses aliases and tags only (stages are deprecated in MLflow 3):
 
 - the logged model is created in the run's experiment, named after the registered model, and
   is the run's output (the UI's "Logged models"), with the evaluation metrics;
-- every new version gets the alias ``challenger``, the tags ``precision``, ``recall``,
-  ``mAP50``, ``mAP50-95``, ``speed_ms/inference``, ``dataset_sha256``, ``run_id``,
-  ``git_commit``, ``base_weights.*``, ``training.precision`` (the run's, ``unknown`` for a run
-  that did not train), and a model card as its description (:mod:`.model_card`,
-  :mod:`.registry_review`);
+- the logged model carries the checkpoint, the export stage's files and report
+  (:mod:`.model_files`) and serves with ``serving_backend`` (ONNX Runtime or PyTorch);
+- every new version gets the alias ``challenger``, the tags ``promoted`` (``yes``/``no``,
+  short enough for the registry's version list), ``precision``, ``recall``, ``mAP50``,
+  ``mAP50-95``, ``speed_ms/inference``, ``speed.machine`` and ``speed.load`` (where the latency
+  was measured), ``dataset_sha256``, ``run_id``, ``git_commit``, ``base_weights.*``,
+  ``training.precision`` (the run's, ``unknown`` for a run that did not train), and a model
+  card as its description (:mod:`.model_card`, :mod:`.registry_review`);
 - the gate (:mod:`.promotion`) moves ``champion`` to the new version when its mAP50-95 clears
-  the floor and beats the current champion's by the margin. The decision and its numbers are
+  the floor and beats the current champion's by the margin, and never when the export report
+  says the fp32 export failed parity. The decision and its numbers are
   written as version tags (``promotion.*``), run tags and run metrics (``verdict/*``).
 """
 
@@ -22,41 +26,37 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import cv2
 import mlflow.pyfunc
-import numpy as np
-import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus, Metric
 from mlflow.models import Model
 
 import yolo_mlops
 from yolo_mlops.tracking import lineage, model_card, pyfunc_model, registry_review, reports
+from yolo_mlops.tracking.model_files import (
+    ExportedModels,
+    example_input,
+    model_artifacts,
+    pinned_requirements,
+)
 from yolo_mlops.tracking.promotion import (
     PromotionDecision,
     PromotionPolicy,
     champion_metrics,
+    champion_tags,
     current_champion,
     decide_promotion,
+    export_parity_failure,
     read_metric,
+    record_verdict,
 )
 from yolo_mlops.tracking.run import TrackedRun, using_tracking_uri
 
 logger = logging.getLogger(__name__)
 
-PINNED_PACKAGES = (
-    "torch",
-    "torchvision",
-    "numpy",
-    "opencv-python-headless",
-    "pandas",
-    "mlflow",
-    "pyyaml",
-)
 ENTRY_FILE = Path(pyfunc_model.__file__).with_name("pyfunc_entry.py")
 
 
@@ -70,8 +70,11 @@ class Registration:
         challenger_alias: the alias every new version gets.
         champion_alias: the alias the gate moves to a version that clears it.
         predict_defaults: defaults of the predict params ``conf``, ``iou``, ``max_det``.
-        serving_limits: the model's ``model_config`` (``max_pixels``, ``max_request_bytes``);
-            keys left out keep :data:`pyfunc_model.DEFAULT_SERVING_LIMITS`.
+        serving_limits: the model's ``model_config`` (``max_pixels``, ``max_request_bytes``,
+            ``max_request_pixels``); keys left out keep
+            :data:`pyfunc_model.DEFAULT_SERVING_LIMITS`.
+        serving_backend: ``onnxruntime`` (the exported ``model.onnx``, no torch in the pip
+            requirements) or ``torch`` (the checkpoint).
     """
 
     model_name: str
@@ -80,6 +83,7 @@ class Registration:
     champion_alias: str = "champion"
     predict_defaults: Mapping[str, Any] = field(default_factory=dict)
     serving_limits: Mapping[str, Any] = field(default_factory=dict)
+    serving_backend: str = "torch"
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class _RunFacts:
     dataset_sha: str | None
     git_commit: str
     precision: str  # the run's training.precision tag; unknown when the run did not train
+    speed: model_card.SpeedContext  # where the latency was measured
 
 
 @dataclass(frozen=True)
@@ -104,38 +109,6 @@ class _LoggedVersion:
     model_id: str
     model_uri: str
     version: str
-
-
-def pinned_requirements() -> list[str]:
-    """``pkg==version`` for the inference dependencies as installed (local tags like +cu130 cut)."""
-    pins = []
-    for package in PINNED_PACKAGES:
-        try:
-            version = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-        pins.append(f"{package}=={version.split('+')[0]}")
-    return pins
-
-
-def example_input(size: int = 64) -> pd.DataFrame:
-    """A one-row input example: a synthetic JPEG (grey gradient with a dark square)."""
-    ramp = np.linspace(40, 220, size, dtype=np.uint8)
-    image = np.repeat(np.tile(ramp, (size, 1))[..., None], 3, axis=2)
-    image[size // 4 : size // 2, size // 4 : size // 2] = 20
-    ok, encoded = cv2.imencode(".jpg", image)
-    if not ok:  # pragma: no cover - opencv always encodes a valid uint8 image
-        raise RuntimeError("could not encode the example image")
-    return pd.DataFrame({pyfunc_model.IMAGE_COLUMN: [encoded.tobytes()]})
-
-
-def _write_inference_checkpoint(checkpoint: Mapping[str, Any], folder: Path) -> Path:
-    """The checkpoint without trainer state (smaller; only what inference needs)."""
-    from yolo_mlops.yolo.io.checkpoint import save_checkpoint
-
-    return save_checkpoint(
-        folder / "model.pt", state_dict=checkpoint["state_dict"], config=checkpoint["config"]
-    )
 
 
 def _ensure_eval_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, Any]) -> None:
@@ -158,8 +131,11 @@ def log_and_register(
     metrics: Mapping[str, Any],
     registration: Registration,
     project_path: Path | None = None,
+    *,
+    exported: ExportedModels | None = None,
 ) -> dict[str, Any]:
-    """Log ``checkpoint`` as a pyfunc model in ``run``, register it, apply the gate.
+    """Log ``checkpoint`` (and the exported files) as a pyfunc model in ``run``, register it,
+    apply the gate.
 
     The logged model is created in the run's own experiment, named after the registered model,
     linked to the run as its output and carries the run's step-0 metrics (the evaluation
@@ -172,25 +148,39 @@ def log_and_register(
         metrics: evaluation metrics with ``mAP50`` and ``mAP50-95`` (fractions).
         registration: the model name, aliases, promotion thresholds and serving defaults.
         project_path: the Kedro project root (dataset manifest, validation summary); cwd if None.
+        exported: the export stage's files and report: logged as artifacts, listed on the model
+            card; a report whose gated (fp32) artifact failed parity keeps the version from
+            being promoted. Required by the ``onnxruntime`` serving backend.
+
+    Raises:
+        ValueError: the ``onnxruntime`` backend without an exported ``model.onnx`` (nothing is
+            registered).
 
     Returns:
         The registration record (JSON-able): model name, version, URIs, aliases, decision.
     """
     project_path = Path(project_path or Path.cwd())
+    exported = exported or ExportedModels()
     client = run.client
     facts = _read_run(client, run.run_id, project_path)
     headline = {key: read_metric(metrics, key) for key, *_ in model_card.HEADLINE_METRICS}
 
     _ensure_eval_metrics(client, run.run_id, metrics)
-    logged = _log_model(run, checkpoint, registration, facts, headline)
-    decision, champion = _gate(client, registration, headline["mAP50-95"])
+    logged = _log_model(run, (checkpoint, exported), registration, facts, headline)
+    decision, champion = _gate(client, registration, headline["mAP50-95"], exported.report)
     tags = _version_tags(checkpoint, facts, headline, decision)
     aliases = _tag_version(client, registration, logged.version, tags, decision.promoted)
 
     registry_review.log_dataset_input(client, run.run_id, project_path, facts.dataset)
-    card = _model_card(registration, facts, logged, decision, headline=headline, champion=champion)
-    transition = _describe(client, card, registration.policy)
-    _tag_run(client, card, decision)
+    card = _model_card(
+        registration, facts, logged, decision, checkpoint, headline=headline, champion=champion,
+        export_report=exported.report,
+    )  # fmt: skip
+    policy = registration.policy
+    transition = registry_review.describe(
+        client, card, min_map50_95=policy.min_map50_95, min_improvement=policy.min_improvement
+    )
+    record_verdict(client, card, decision)
     return {
         "status": "registered",
         "model_name": registration.model_name,
@@ -202,6 +192,7 @@ def log_and_register(
         "experiment_id": facts.experiment_id,
         "tracking_uri": run.uri,
         "aliases": aliases,
+        "serving_backend": registration.serving_backend,
         "transition": transition,
         "metrics": {key: _finite(value) for key, value in headline.items()},
         "dataset_sha256": facts.dataset_sha,
@@ -224,25 +215,63 @@ def _read_run(client: MlflowClient, run_id: str, project_path: Path) -> _RunFact
         dataset_sha=tags.get("data.archive_sha256") or lineage.dataset_sha256(project_path),
         git_commit=tags.get("git.commit") or lineage.git_tags(project_path)["git.commit"],
         precision=tags.get("training.precision", lineage.UNKNOWN),  # set when the run trained
+        speed=registry_review.speed_context(params),
     )
 
 
 def _log_model(
     run: TrackedRun,
-    checkpoint: Mapping[str, Any],
+    payload: tuple[Mapping[str, Any], ExportedModels],
     registration: Registration,
     facts: _RunFacts,
     headline: Mapping[str, float],
 ) -> _LoggedVersion:
-    """Log the pyfunc model into the run's experiment and register it as a new version."""
-    client = run.client
+    """Log the pyfunc model (``payload``: the checkpoint and the exported files) into the run's
+    experiment and register it as a new version."""
+    checkpoint, exported = payload
+    backend = registration.serving_backend
     name = registration.model_name
-    # Created here, in the run's experiment: Model.log alone would create it in the fluent
-    # API's current experiment ("Default" when none is set), away from its run.
+    with tempfile.TemporaryDirectory() as tmp, using_tracking_uri(run.uri):
+        # Gathered first: a backend without its file registers nothing.
+        artifacts = model_artifacts(checkpoint, exported, backend, Path(tmp))
+        logged_id = _create_logged_model(run.client, name, facts, headline)
+        info = Model.log(
+            artifact_path=None,
+            name=name,
+            model_id=logged_id,
+            flavor=mlflow.pyfunc,
+            python_model=str(ENTRY_FILE),
+            artifacts=artifacts,
+            code_paths=[str(Path(yolo_mlops.__file__).parent)],
+            signature=pyfunc_model.model_signature(**dict(registration.predict_defaults)),
+            model_config={
+                **pyfunc_model.DEFAULT_SERVING_LIMITS,
+                **registration.serving_limits,
+                "backend": backend,
+            },
+            input_example=example_input(),
+            pip_requirements=pinned_requirements(backend),
+            registered_model_name=name,
+            run_id=run.run_id,
+        )
+    run.client.finalize_logged_model(logged_id, LoggedModelStatus.READY)
+    version = str(info.registered_model_version)
+    logger.info(
+        "MLflow: logged model %s (serving backend %s), registered %s v%s",
+        info.model_uri, backend, name, version,
+    )  # fmt: skip
+    return _LoggedVersion(model_id=logged_id, model_uri=info.model_uri, version=version)
+
+
+def _create_logged_model(
+    client: MlflowClient, name: str, facts: _RunFacts, headline: Mapping[str, float]
+) -> str:
+    """The logged model's id, created in the run's experiment: ``Model.log`` alone would create
+    it in the fluent API's current experiment ("Default" when none is set), away from its run."""
     logged = client.create_logged_model(
         facts.experiment_id,
         name=name,
-        source_run_id=run.run_id,
+        source_run_id=facts.run_id,
         tags={
             "mAP50": str(headline["mAP50"]),
             "mAP50-95": str(headline["mAP50-95"]),
@@ -250,36 +279,21 @@ def _log_model(
         },
         model_type="object-detection",
     )
-    with tempfile.TemporaryDirectory() as tmp, using_tracking_uri(run.uri):
-        info = Model.log(
-            artifact_path=None,
-            name=name,
-            model_id=logged.model_id,
-            flavor=mlflow.pyfunc,
-            python_model=str(ENTRY_FILE),
-            artifacts={"checkpoint": str(_write_inference_checkpoint(checkpoint, Path(tmp)))},
-            code_paths=[str(Path(yolo_mlops.__file__).parent)],
-            signature=pyfunc_model.model_signature(**dict(registration.predict_defaults)),
-            model_config={**pyfunc_model.DEFAULT_SERVING_LIMITS, **registration.serving_limits},
-            input_example=example_input(),
-            pip_requirements=pinned_requirements(),
-            registered_model_name=name,
-            run_id=run.run_id,
-        )
-    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
-    version = str(info.registered_model_version)
-    logger.info("MLflow: logged model %s, registered %s v%s", info.model_uri, name, version)
-    return _LoggedVersion(model_id=logged.model_id, model_uri=info.model_uri, version=version)
+    return logged.model_id
 
 
 def _gate(
-    client: MlflowClient, registration: Registration, challenger: float
-) -> tuple[PromotionDecision, dict[str, float]]:
-    """The gate's decision against the current champion, and the champion's headline metrics."""
+    client: MlflowClient,
+    registration: Registration,
+    challenger: float,
+    export_report: Mapping[str, Any],
+) -> tuple[PromotionDecision, dict[str, str]]:
+    """The gate's decision against the current champion, and the champion's version tags."""
     name = registration.model_name
     version, value = current_champion(client, name, registration.champion_alias)
-    decision = decide_promotion(challenger, value, registration.policy, version)
-    return decision, champion_metrics(client, name, version)
+    failure = export_parity_failure(export_report)
+    decision = decide_promotion(challenger, value, registration.policy, version, failure)
+    return decision, champion_tags(client, name, version)
 
 
 def _version_tags(
@@ -288,8 +302,10 @@ def _version_tags(
     headline: Mapping[str, float],
     decision: PromotionDecision,
 ) -> dict[str, Any]:
-    """The new version's tags: metrics, lineage, and the gate's decision with its numbers."""
+    """The new version's tags: the short decision first (the version list shows tags in this
+    order, cut to a narrow column), metrics, lineage, the gate's numbers."""
     return {
+        "promoted": "yes" if decision.promoted else "no",
         **{key: value for key, value in headline.items() if math.isfinite(value)},
         "mAP50": headline["mAP50"],
         "mAP50-95": headline["mAP50-95"],
@@ -297,8 +313,8 @@ def _version_tags(
         "run_id": facts.run_id,
         "git_commit": facts.git_commit,
         **lineage.checkpoint_weights_tags(checkpoint),
+        **registry_review.speed_tags(facts.speed),
         "training.precision": facts.precision,
-        "promotion.decision": decision.label,
         "promotion.reason": decision.reason,
         "promotion.champion_version_before": decision.champion_version or "none",
         "promotion.champion_mAP50-95_before": decision.champion_map50_95,
@@ -331,11 +347,14 @@ def _model_card(
     facts: _RunFacts,
     logged: _LoggedVersion,
     decision: PromotionDecision,
+    checkpoint: Mapping[str, Any],
     *,
     headline: Mapping[str, float],
-    champion: Mapping[str, float],
+    champion: Mapping[str, str],
+    export_report: Mapping[str, Any],
 ) -> model_card.ModelCard:
-    """The facts the version's description shows (``champion``: the champion's headline)."""
+    """The facts the version's description shows (``champion``: the champion's version tags;
+    ``export_report``: export.json)."""
     return model_card.ModelCard(
         model_name=registration.model_name,
         version=logged.version,
@@ -346,43 +365,21 @@ def _model_card(
         promoted=decision.promoted,
         reason=decision.reason,
         champion_version=decision.champion_version,
-        champion_metrics=champion,
+        champion_metrics=champion_metrics(champion),
+        champion_speed=registry_review.speed_context_of(champion),
         challenger_alias=registration.challenger_alias,
         champion_alias=registration.champion_alias,
         dataset=facts.dataset,
         base_weights=registry_review.base_weights(facts.params, facts.tags),
-        recipe=registry_review.recipe_line(facts.params),
+        recipe=registry_review.recipe_line(facts.params, checkpoint),
         precision=facts.precision,
         git_commit=facts.git_commit,
         git_dirty=facts.tags.get("git.dirty"),
         logged_model_id=logged.model_id,
+        speed=facts.speed,
+        serving_backend=registration.serving_backend,
+        artifacts=model_card.artifact_facts(export_report),
     )
-
-
-def _describe(client: MlflowClient, card: model_card.ModelCard, policy: PromotionPolicy) -> str:
-    """Write the model card as the version's description; the transition in one line."""
-    registry_review.describe(
-        client, card, min_map50_95=policy.min_map50_95, min_improvement=policy.min_improvement
-    )
-    transition = model_card.transition(card)
-    logger.info("MLflow: %s v%s: %s", card.model_name, card.version, transition)
-    return transition
-
-
-def _tag_run(client: MlflowClient, card: model_card.ModelCard, decision: PromotionDecision) -> None:
-    """The registration and the gate's verdict on the run (tags and ``verdict/*`` metrics)."""
-    run_id = card.run_id
-    client.set_tag(run_id, "registry.model_name", card.model_name)
-    client.set_tag(run_id, "registry.version", card.version)
-    client.set_tag(run_id, "promotion.decision", decision.label)
-    client.set_tag(run_id, "promotion.reason", decision.reason)
-    gate_values = (
-        ("challenger", decision.challenger_map50_95),
-        ("champion_before", decision.champion_map50_95),
-    )
-    for key, value in gate_values:
-        if value is not None and math.isfinite(value):
-            client.log_metric(run_id, f"{reports.GATE_PREFIX}/{key}_mAP50-95", value)
 
 
 def _finite(value: Any) -> Any:

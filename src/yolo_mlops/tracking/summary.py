@@ -16,6 +16,7 @@ Pure formatting: the hook gathers the facts.
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,8 @@ SUMMARY_METRICS: tuple[tuple[str, str, str], ...] = (
     ("speed_ms/inference", "inference", "{:.2f} ms/image"),
 )
 RESUME_STATE = "data/06_models/run/last.pt"
+#: Statuses of a run that ended early; ``KILLED``: stopped by a signal (Ctrl-C, SIGTERM).
+UNFINISHED = ("FAILED", "KILLED")
 
 
 @dataclass
@@ -46,7 +49,9 @@ class RunSummary:
     status: str = "FINISHED"
     error: str | None = None
     seconds: float = 0.0
-    resume_state_exists: bool = False
+    resume_state_exists: bool = False  # a resumable last.pt of this run is in its save_dir
+    params: Mapping[str, Any] = field(default_factory=dict)  # the run's --params, dotted keys
+    untracked: str = "this run was not tracked (see the warning above)"  # when run_id is None
 
 
 def _duration(seconds: float) -> str:
@@ -71,15 +76,36 @@ def _pipeline_arg(pipeline: str) -> str:
     return "" if pipeline in ("__default__", "") else f" --pipelines {pipeline}"
 
 
+def params_arg(params: Mapping[str, Any], **extra: Any) -> str:
+    """`` --params k=v,...`` for ``params`` (dotted keys, values as Kedro's CLI parsed them:
+    ``None`` is written ``null``, booleans ``true``/``false``) updated with ``extra``; "" if none.
+
+    ``extra`` keys use ``__`` for dots (``training__resume=True`` → ``training.resume=true``).
+    """
+    merged = {**params, **{key.replace("__", "."): value for key, value in extra.items()}}
+    items = []
+    for key, value in merged.items():
+        text = "null" if value is None else str(value).lower() if isinstance(value, bool) else value
+        items.append(f"{key}={text}")
+    return f" --params {shlex.quote(','.join(items))}" if items else ""
+
+
 def recovery_command(summary: RunSummary) -> str | None:
-    """The command that continues from what this run left behind (``None``: nothing to do)."""
+    """The command that continues from what this run left behind (``None``: nothing to do).
+
+    A resume only when a resumable checkpoint of the run exists; the run's own ``--params`` and
+    ``--env`` are repeated, so it continues the same run in the same ``save_dir``.
+    """
     env = "" if summary.env in ("local", "None", "") else f" --env {summary.env}"
-    if summary.status != "FINISHED":
+    run = f"kedro run{_pipeline_arg(summary.pipeline)}{env}"
+    if summary.status in UNFINISHED:
         if summary.checkpoints and not summary.registration:
             return f"kedro run --pipelines register{env}"
         if summary.resume_state_exists:
-            return f"kedro run{_pipeline_arg(summary.pipeline)}{env} --params training.resume=true"
-        return f"kedro run{_pipeline_arg(summary.pipeline)}{env}"
+            return run + params_arg(summary.params, training__resume=True)
+        if summary.status == "KILLED":  # stopped on request before any checkpoint: start again
+            return run + params_arg(summary.params)
+        return None  # a failure: the error line names what to change first
     if summary.registration.get("status") == "skipped":
         return f"kedro run --pipelines register{env}  (once the tracking store is reachable)"
     return None
@@ -108,7 +134,7 @@ def render(summary: RunSummary) -> str:
     if summary.run_id:
         run = f"{summary.run_name or ''} ({summary.run_id}) {summary.run_url or ''}".strip()
     else:
-        run = "none: this run was not tracked (see the warning above)"
+        run = f"none: {summary.untracked}"
     rows = [
         ("error", summary.error),
         ("checkpoints", ", ".join(summary.checkpoints) or None),

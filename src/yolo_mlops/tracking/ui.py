@@ -7,7 +7,10 @@
   custom_model_development``, so the UI opens it on its training runs, not on the GenAI
   overview (traces, token usage) that MLflow 3 shows for experiments of unknown kind;
 - :func:`run_url`: the run page's URL when the store is a server, else the command that
-  opens the UI on the embedded store and the page's route.
+  opens the UI on the embedded store and the page's route. The route carries
+  ``?workflowType=machine_learning``: MLflow 3's UI keeps a "GenAI / Model training" switch of its
+  own (remembered by the browser) that overrides the experiment's kind, and opens the
+  experiment on the GenAI overview until it is set; the parameter sets it to model training.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 TRAINING_NODE = "train_model"
 LOCAL_UI = "http://127.0.0.1:5000"
+TRAINING_VIEW = "workflowType=machine_learning"
 
 
 def short_id(session_id: str) -> str:
@@ -67,8 +71,13 @@ def tag_experiment(client: MlflowClient, run_id: str) -> None:
 
 
 def run_route(experiment_id: str, run_id: str) -> str:
-    """The UI's route of a run page (after the host)."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}"
+    """The UI's route of a run page in the model-training view (after the host)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?{TRAINING_VIEW}"
+
+
+def runs_route(experiment_id: str) -> str:
+    """The UI's route of the experiment's training runs table (after the host)."""
+    return f"#/experiments/{experiment_id}/runs?{TRAINING_VIEW}"
 
 
 def run_url(uri: str, experiment_id: str, run_id: str) -> str:

@@ -11,6 +11,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 import yaml
@@ -29,6 +30,8 @@ from yolo_mlops.yolo.model.network import build_model
 
 KEYS = ("precision", "recall", "mAP50", "mAP50-95")
 TOLERANCE = 0.002
+ONNX_MAP_TOLERANCE = 0.0005  # the exported fp32 model against its checkpoint
+INT8_MAP_TOLERANCE = 0.01  # INT8 against fp32
 
 
 def test_evaluates_a_checkpoint_on_a_dataset_yaml(tmp_path: Path) -> None:
@@ -97,16 +100,13 @@ def test_coco16_checkpoint_on_coco128_gives_ultralytics_figures(
     _assert_parity(checkpoint, dataset_yaml, reference, imgsz)
 
 
-@pytest.mark.coco128
-@pytest.mark.parametrize("imgsz", [320, 640])
-def test_coco16b_checkpoint_on_its_16_images_gives_ultralytics_figures(
-    coco128_root: Path, reference_dir: Path, tmp_path: Path, imgsz: int
-) -> None:
-    anchor = reference_dir / "coco16b"
+@pytest.fixture
+def coco16b_yaml(coco128_root: Path, reference_dir: Path, tmp_path: Path) -> Path:
+    """The 16 COCO128 images the coco16b checkpoint was trained on, as a dataset YAML."""
     subset = tmp_path / "coco16b"
     for kind in ("images", "labels"):
         (subset / kind / "train2017").mkdir(parents=True)
-    for name in anchor.joinpath("images.txt").read_text().split():
+    for name in (reference_dir / "coco16b" / "images.txt").read_text().split():
         stem = Path(name).stem
         shutil.copy(
             coco128_root / "images" / "train2017" / f"{stem}.jpg", subset / "images" / "train2017"
@@ -114,6 +114,35 @@ def test_coco16b_checkpoint_on_its_16_images_gives_ultralytics_figures(
         shutil.copy(
             coco128_root / "labels" / "train2017" / f"{stem}.txt", subset / "labels" / "train2017"
         )
+    return _dataset_yaml(subset, tmp_path / "coco16b.yaml")
+
+
+@pytest.mark.coco128
+@pytest.mark.parametrize("imgsz", [320, 640])
+def test_coco16b_checkpoint_on_its_16_images_gives_ultralytics_figures(
+    coco16b_yaml: Path, reference_dir: Path, imgsz: int
+) -> None:
+    anchor = reference_dir / "coco16b"
     reference = json.loads((anchor / "val.json").read_text())
-    dataset_yaml = _dataset_yaml(subset, tmp_path / "coco16b.yaml")
-    _assert_parity(anchor / "last.pt", dataset_yaml, reference, imgsz)
+    _assert_parity(anchor / "last.pt", coco16b_yaml, reference, imgsz)
+
+
+@pytest.mark.coco128
+def test_coco16b_exported_to_onnx_and_int8_keeps_the_checkpoints_map(
+    coco16b_yaml: Path, reference_dir: Path, tmp_path: Path
+) -> None:
+    from yolo_mlops.yolo.export.onnx_export import export_checkpoint
+    from yolo_mlops.yolo.export.quantize import quantize_onnx
+
+    checkpoint = reference_dir / "coco16b" / "last.pt"
+    fp32 = export_checkpoint(checkpoint, tmp_path / "coco16b.onnx", imgsz=320)
+    images = dataset_images(coco16b_yaml, "val", 320)
+    calibration = (cv2.imread(str(path)) for path in images.paths)  # its training images
+    int8 = quantize_onnx(fp32, tmp_path / "coco16b_int8.onnx", calibration)
+    figures = {
+        str(model): evaluate_checkpoint(model, coco16b_yaml, imgsz=320)["mAP50-95"]
+        for model in (checkpoint, fp32, int8)
+    }
+    torch_map, onnx_map, int8_map = figures.values()
+    assert onnx_map == pytest.approx(torch_map, abs=ONNX_MAP_TOLERANCE), figures
+    assert int8_map == pytest.approx(onnx_map, abs=INT8_MAP_TOLERANCE), figures

@@ -18,6 +18,7 @@ from tests.pipelines.preprocess.helpers import synthetic_cache
 from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset
 from yolo_mlops.ingestion.tables import dataset_tables
 from yolo_mlops.pipelines.evaluate import create_pipeline
+from yolo_mlops.pipelines.evaluate.evaluation import EvaluationParams
 from yolo_mlops.pipelines.evaluate.nodes import evaluate_model
 from yolo_mlops.pipelines.evaluate.pipeline import OUTPUTS
 from yolo_mlops.pipelines.params import ParameterError
@@ -263,3 +264,52 @@ def test_standalone_pipeline_evaluates_an_ultralytics_checkpoint(tmp_path, refer
     predictions = pd.read_parquet(tmp_path / "data/07_model_output/val_predictions.parquet")
     assert 0 < predictions.groupby("image_id").size().max() <= 50
     assert set(predictions["class_name"]) <= set(coco_like.names)
+
+
+@pytest.fixture(scope="module")
+def onnx_path(checkpoint_path: Path) -> Path:
+    from yolo_mlops.yolo.export.onnx_export import export_checkpoint
+
+    return export_checkpoint(checkpoint_path, checkpoint_path.with_suffix(".onnx"))
+
+
+def test_an_exported_onnx_checkpoint_gives_the_checkpoints_metrics(
+    cache, checkpoint_path, onnx_path
+):
+    parameters = {**PARAMS, "coco_eval": False, "plot_images": 2}
+    from_torch = evaluate_model(cache, {**parameters, "checkpoint": str(checkpoint_path)}, None)
+    from_onnx = evaluate_model(cache, {**parameters, "checkpoint": str(onnx_path)}, None)
+    figures = [
+        {k: v for k, v in outputs["metrics"].items() if not k.startswith("speed")}
+        for outputs in (from_torch, from_onnx)
+    ]
+    assert figures[1] == pytest.approx(figures[0], abs=1e-6)
+    assert len(from_onnx["val_predictions"]) == len(from_torch["val_predictions"])
+
+
+def test_a_missing_or_corrupt_onnx_file_is_an_error_naming_it(cache, tmp_path, onnx_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.onnx"):
+        evaluate_model(cache, {**PARAMS, "checkpoint": str(tmp_path / "nope.onnx")}, None)
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(onnx_path.read_bytes()[:5000])
+    with pytest.raises(ValueError, match=r"truncated\.onnx"):
+        evaluate_model(cache, {**PARAMS, "checkpoint": str(truncated)}, None)
+
+
+def test_an_onnx_model_with_another_class_count_is_refused(tmp_path):
+    from yolo_mlops.yolo.export.onnx_export import export_onnx
+
+    five = tmp_path / "five.onnx"
+    export_onnx(build_model("n", num_classes=5), five)
+    small = synthetic_cache(tmp_path / "cache", imgsz=IMGSZ)
+    with pytest.raises(ValueError, match=r"five\.onnx: the model predicts 5 classes but 3"):
+        evaluate_model(small, {**PARAMS, "checkpoint": str(five)}, None)
+
+
+def test_the_run_start_check_passes_an_onnx_file_and_names_a_missing_one(onnx_path, tmp_path):
+    from yolo_mlops.pipelines.evaluate.evaluation import checkpoint_weights
+
+    # nothing to fetch into the weights cache: the file is opened by ONNX Runtime at evaluation
+    assert checkpoint_weights(EvaluationParams(checkpoint=str(onnx_path))) is None
+    with pytest.raises(FileNotFoundError, match=r"evaluation\.checkpoint=.*missing\.onnx"):
+        checkpoint_weights(EvaluationParams(checkpoint=str(tmp_path / "missing.onnx")))

@@ -62,3 +62,29 @@ def test_default_yaml_is_the_shipped_one_for_the_dataset_name(
 def test_unknown_parameter_is_rejected(project: Path) -> None:
     with pytest.raises(ParameterError, match=r"data_ingestion\.sourse"):
         download_dataset({"sourse": "x.zip"})
+
+
+def test_archive_rebuilt_at_the_same_path_is_read_again_and_the_manifest_follows(
+    project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hashlib
+    import os
+    import shutil
+
+    source = tmp_path / "mine.zip"
+    yaml_path = write_synthetic_dataset(tmp_path / "mine", SyntheticSpec(n_images=16), seed=0)
+    zip_dataset(tmp_path / "mine", source)
+    params = {"source": str(source), "name": "mine", "dataset_yaml": str(yaml_path)}
+    first = download_dataset(params)
+    assert len(parse_dataset_yaml(first, params)["splits"]["train"]) == 16
+    stat = source.stat()
+    shutil.rmtree(tmp_path / "mine")
+    write_synthetic_dataset(tmp_path / "mine", SyntheticSpec(n_images=12), seed=1)
+    zip_dataset(tmp_path / "mine", source)
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same path, same mtime
+    with caplog.at_level("WARNING"):
+        second = download_dataset(params)
+    assert len(parse_dataset_yaml(second, params)["splits"]["train"]) == 12
+    assert second["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest() != first["sha256"]
+    warnings = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert str(source) in warnings and first["sha256"] in warnings and second["sha256"] in warnings

@@ -5,7 +5,6 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import yaml
@@ -47,9 +46,9 @@ def test_pipeline_builds_cache_and_preview_and_reuses_the_cache(tmp_path, monkey
     tables = synthetic_tables(tmp_path / "raw")
     raw_files = sorted(p for p in (tmp_path / "raw").rglob("*") if p.is_file())
     calls = []
-    real_imread = cv2.imread
+    real_decode = image_cache_module.decode_image
     monkeypatch.setattr(
-        image_cache_module.cv2, "imread", lambda *a, **k: calls.append(a) or real_imread(*a, **k)
+        image_cache_module, "decode_image", lambda file: calls.append(file) or real_decode(file)
     )
     parameters = {"imgsz": 64, "preview": {"tile_size": 64}}
     SequentialRunner().run(create_pipeline(), _catalog(tmp_path, tables, parameters))
@@ -140,3 +139,23 @@ def test_pipeline_runs_with_memory_datasets_only(tmp_path):
     out = SequentialRunner().run(create_pipeline(), catalog)
     assert out["mosaic_preview"].load().size == (128, 64)
     assert list(tmp_path.rglob("pixels.bin")) == []
+
+
+def test_rotated_tiff_is_cached_at_its_validated_size(tmp_path):
+    from yolo_mlops.ingestion.dataset_yaml import parse_dataset_yaml
+    from yolo_mlops.pipelines.validate.nodes import validate_labels
+
+    root = tmp_path / "ds"
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    pixels = np.random.default_rng(0).integers(0, 255, (60, 100, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(root / "images" / "train" / "r.tif", tiffinfo={0x0112: 6})
+    (root / "labels" / "train" / "r.txt").write_text("0 0.5 0.5 0.4 0.2\n")
+    (root / "d.yaml").write_text("train: images/train\nval: images/train\nnames: [a]\n")
+    spec = parse_dataset_yaml(root / "d.yaml").to_dict()
+    clean_labels, image_index, *_ = validate_labels(spec, {"workers": 1, "progress": False})
+    assert image_index[["width", "height"]].drop_duplicates().values.tolist() == [[60, 100]]
+    cache = build_image_cache(image_index, clean_labels, spec, {"imgsz": 64}).materialise(
+        tmp_path / "cache"
+    )
+    assert cache.orig_shape(0) == (100, 60) and cache.image(0).shape == (64, 39, 3)

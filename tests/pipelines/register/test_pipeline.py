@@ -16,7 +16,8 @@ from mlflow import MlflowClient
 
 from tests.conftest import PROJECT_ROOT
 from tests.tracking.conftest import isolated_tracking  # noqa: F401 - autouse fixture
-from tests.tracking.helpers import embedded_store, free_port, synthetic_jpeg, tiny_checkpoint
+from tests.tracking.export_helpers import export_report, export_small_model, small_checkpoint
+from tests.tracking.helpers import embedded_store, free_port, synthetic_jpeg
 from yolo_mlops.datasets.checkpoint_dataset import CheckpointDataset
 from yolo_mlops.pipelines.register import create_pipeline
 from yolo_mlops.pipelines.register.nodes import register_model
@@ -33,13 +34,15 @@ CATALOG = {
 def test_pipeline_wires_the_register_model_node():
     (node,) = create_pipeline().nodes
     assert node.name == "register_model"
-    assert node.inputs == ["model_checkpoint", "metrics", "params:register"]
+    assert node.inputs == [
+        "model_checkpoint", "metrics", "exported_models", "export_report", "params:register",
+    ]  # fmt: skip
     assert node.outputs == ["registration"]
     assert node.tags == {"register"}
 
 
 def test_register_model_skips_with_a_reason_when_untracked(caplog):
-    record = register_model({}, {"mAP50-95": 0.3}, {"model_name": "m"})
+    record = register_model({}, {"mAP50-95": 0.3}, {}, {}, {"model_name": "m"})
     assert record["status"] == "skipped"
     assert "no MLflow run" in record["reason"]
     assert "kedro run --pipelines register" in caplog.text
@@ -47,20 +50,25 @@ def test_register_model_skips_with_a_reason_when_untracked(caplog):
 
 @pytest.fixture
 def trained_project(tmp_path, monkeypatch) -> Path:
-    """A temp project holding what training + evaluation leave: best.pt and metrics.json."""
+    """A temp project holding what training, evaluation and export leave: best.pt,
+    metrics.json, export/model.onnx and export.json."""
     root = tmp_path / "project"
     (root / "src").mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
     for env in ("base", "local", "ci"):
         (root / "conf" / env).mkdir(parents=True)
-    for name in ("parameters_register.yml", "parameters_tracking.yml", "catalog_register.yml"):
+    configs = ("parameters_register.yml", "parameters_tracking.yml", "catalog_register.yml",
+               "catalog_export.yml")  # fmt: skip
+    for name in configs:
         shutil.copy(PROJECT_ROOT / "conf/base" / name, root / "conf/base" / name)
     shutil.copy(PROJECT_ROOT / "conf/ci/parameters_register.yml", root / "conf/ci")
     (root / "conf/base/catalog_test.yml").write_text(yaml.safe_dump(CATALOG))
-    CheckpointDataset(filepath=str(root / "data/06_models/best.pt")).save(tiny_checkpoint())
+    CheckpointDataset(filepath=str(root / "data/06_models/best.pt")).save(small_checkpoint())
     metrics = root / "data/08_reporting/metrics.json"
     metrics.parent.mkdir(parents=True)
     metrics.write_text(json.dumps({"mAP50": 0.2, "mAP50-95": 0.1}))
+    onnx = export_small_model(root / "data/06_models/export")
+    (root / "data/08_reporting/export.json").write_text(json.dumps(export_report(onnx)))
     embedded_store(root)
     monkeypatch.chdir(root)
     bootstrap_project(root)
@@ -88,6 +96,7 @@ def test_register_pipeline_recovers_after_the_server_was_down(trained_project):
     assert record["status"] == "registered"
     assert record["model_name"] == "yolo11n-coco128"
     assert record["aliases"] == ["challenger", "champion"]
+    assert record["serving_backend"] == "onnxruntime"  # the export stage's model.onnx
     client = MlflowClient(record["tracking_uri"])
     version = client.get_model_version_by_alias("yolo11n-coco128", "champion")
     assert str(version.version) == record["version"]

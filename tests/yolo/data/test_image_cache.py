@@ -44,9 +44,9 @@ def test_images_shared_by_splits_are_stored_once(tmp_path):
 def test_unchanged_dataset_is_not_decoded_again(tmp_path, monkeypatch):
     index, labels, spec = synthetic_tables(tmp_path)
     calls = []
-    real_imread = cv2.imread
+    real_decode = image_cache_module.decode_image
     monkeypatch.setattr(
-        image_cache_module.cv2, "imread", lambda *a, **k: calls.append(a) or real_imread(*a, **k)
+        image_cache_module, "decode_image", lambda file: calls.append(file) or real_decode(file)
     )
     first = build_image_cache(index, labels, spec, {"imgsz": 64}).materialise(tmp_path / "c")
     assert len(calls) == 8
@@ -97,3 +97,15 @@ def test_cache_folder_mode_follows_the_umask(tmp_path):
         os.umask(old)
     assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o755
     assert cache is not None
+
+
+def test_decoder_reads_a_tiff_with_an_orientation_tag_upright(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "rotated.tif"
+    Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(path, tiffinfo={0x0112: 6})
+    image = image_cache_module.decode_image(path)
+    assert image is not None and image.shape == (40, 20, 3) and image.dtype == np.uint8
+    assert image_cache_module.decode_image(path.read_bytes()).shape == (40, 20, 3)
+    assert image_cache_module.decode_image(tmp_path / "missing.jpg") is None
+    assert image_cache_module.decode_image(b"") is None

@@ -172,3 +172,29 @@ def test_class_count_mismatch_between_model_and_names_is_an_error() -> None:
     model = OracleModel(num_classes=2, boxes_per_image=[[], []])
     with pytest.raises(ValueError, match="predicts 2 classes but 3 class names"):
         evaluate(model, [_batch([], 1.0, (0.0, 12.0))], ["a", "b", "c"])
+
+
+def test_exported_model_gives_the_pytorch_models_metrics_and_predictions(tmp_path) -> None:
+    from tests.pipelines.preprocess.helpers import synthetic_cache
+    from tests.yolo.export.conftest import small_model
+    from yolo_mlops.yolo.data.loader import build_eval_loader
+    from yolo_mlops.yolo.export.onnx_export import export_onnx
+    from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector
+
+    cache = synthetic_cache(tmp_path, imgsz=IMGSZ)
+    model = small_model()
+    detector = OnnxRuntimeDetector(export_onnx(model, tmp_path / "m.onnx"), threads=1)
+    names = list(cache.names)
+    results = [
+        evaluate(candidate, build_eval_loader(cache, "val", batch_size=3), names, max_det=30)
+        for candidate in (model, detector)
+    ]
+    torch_result, onnx_result = results
+    assert not hasattr(detector, "training")  # evaluated as it is: no eval()/train() to call
+    assert onnx_result.metrics == pytest.approx(torch_result.metrics, abs=1e-6)
+    assert len(torch_result.predictions) > 0
+    columns = ["image_id", "class_id", "score", "x1", "y1", "x2", "y2"]
+    assert onnx_result.predictions[columns].to_numpy() == pytest.approx(
+        torch_result.predictions[columns].to_numpy(), abs=1e-3
+    )
+    assert set(onnx_result.speed) == {"preprocess", "inference", "nms"}

@@ -165,3 +165,36 @@ def test_figures_save_as_png_without_pyplot(tmp_path) -> None:
     figure = plot_confusion_matrix(np.array([[3, 1, 0], [0, 2, 1], [1, 0, 0]]), ["cat", "dog"])
     figure.savefig(tmp_path / "confusion.png", dpi=50)
     assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _label_extents(figure: Figure) -> list[list]:
+    """Per image panel: the rendered extents (display pixels) of its box labels with their
+    background patches."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    return [
+        [text.get_bbox_patch().get_window_extent(renderer) for text in axes.texts]
+        for axes in figure.axes
+    ]
+
+
+def test_prediction_grid_labels_never_cover_each_other() -> None:
+    """A row of touching boxes of one class (a herd of elephants), predicted and labelled."""
+    images = [np.full((200, 640, 3), 114, np.uint8), np.full((480, 320, 3), 114, np.uint8)]
+    row = np.array([[10.0 + 28 * k, 120.0, 40.0 + 28 * k, 160.0] for k in range(12)])
+    column = np.array([[20.0, 10.0 + 20 * k, 120.0, 28.0 + 20 * k] for k in range(20)])
+    detections = [
+        (boxes, np.linspace(0.9, 0.3, len(boxes)), np.zeros(len(boxes), int))
+        for boxes in (row, column)
+    ]
+    truth = [(boxes + 2, np.zeros(len(boxes), int)) for boxes in (row, column)]
+    figure = plot_prediction_grid(images, detections, ["elephant"], ground_truth=truth)
+    for extents in _label_extents(figure):
+        assert extents, "every panel keeps some labels"
+        for i, first in enumerate(extents):
+            for second in extents[i + 1 :]:
+                assert not first.overlaps(second), (first, second)
+    assert sum(len(axes.patches) for axes in figure.axes) == 2 * (12 + 20)  # every box drawn

@@ -205,3 +205,58 @@ def test_atomic_copy_falls_back_to_a_byte_copy_without_hard_links(
     atomic_copy(last, best)
     assert best.read_bytes() == last.read_bytes()
     assert os.stat(best).st_ino != os.stat(last).st_ino
+
+
+def _disk_full_save(obj, handle) -> None:
+    """What torch.save does on a full disk: its writer wraps the OSError in a RuntimeError."""
+    try:
+        raise OSError(28, "No space left on device")
+    except OSError:
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos") from None
+
+
+def test_disk_full_names_the_errno_the_folder_and_the_free_space(
+    tmp_path: Path, small_model, monkeypatch
+) -> None:
+    from yolo_mlops.yolo.io.checkpoint import CheckpointWriteError
+
+    path = _save(tmp_path / "last.pt", small_model)
+    before = path.read_bytes()
+    monkeypatch.setattr(torch, "save", _disk_full_save)
+    with pytest.raises(CheckpointWriteError) as caught:
+        _save(path, small_model)
+    message = str(caught.value)
+    assert caught.value.errno == 28 and isinstance(caught.value, OSError)
+    assert message.startswith(f"[Errno 28] cannot write checkpoint last.pt in {tmp_path}")
+    assert "ENOSPC" in message and "MiB free" in message and "training.save_dir" in message
+    assert "inline_container" not in message
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path):
+    """A 2 MiB tmpfs (needs root and a kernel that allows the mount; skipped otherwise)."""
+    import subprocess
+
+    folder = tmp_path / "tmpfs"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)]
+    try:
+        done = subprocess.run(mount, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        pytest.skip("no mount command here")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_checkpoint_larger_than_the_disk_fails_with_the_errno_headline(
+    small_tmpfs: Path, small_model
+) -> None:
+    from yolo_mlops.yolo.io.checkpoint import CheckpointWriteError
+
+    with pytest.raises(CheckpointWriteError, match=r"\[Errno 28\] .*ENOSPC.* MiB free"):
+        _save(small_tmpfs / "last.pt", small_model)  # YOLO11n: ~10 MB of float32 weights
+    assert list(small_tmpfs.iterdir()) == []

@@ -21,8 +21,12 @@ the parity figures are at 16, equal to the reference's to 5 decimals on its chec
 
 Which model the node evaluates (:func:`select_checkpoint`):
 
-* ``evaluation.checkpoint`` set → that file (ours or an Ultralytics ``.pt``), an official name
-  (``yolo11n.pt``) or an ``http(s)://`` URL, fetched into the weights cache
+* ``evaluation.checkpoint`` ending in ``.onnx`` → that exported file, run by ONNX Runtime on the
+  CPU (:class:`~yolo_mlops.yolo.export.runtime.OnnxRuntimeDetector`): the same rectangular
+  batches, NMS and metric rules; its class count must be the dataset's; ``imgsz`` defaults to the
+  size recorded in the file;
+* ``evaluation.checkpoint`` set otherwise → that file (ours or an Ultralytics ``.pt``), an
+  official name (``yolo11n.pt``) or an ``http(s)://`` URL, fetched into the weights cache
   (:func:`checkpoint_weights`) and read with the restricted unpickler;
 * otherwise the ``model_checkpoint`` input (the trainer's best checkpoint) when the node has one,
   else the file ``data/06_models/best.pt``.
@@ -39,7 +43,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -60,11 +64,15 @@ from yolo_mlops.yolo.eval.evaluate import EvalResult, evaluate
 from yolo_mlops.yolo.io.checkpoint import model_from_checkpoint, read_checkpoint
 from yolo_mlops.yolo.io.weights import OFFICIAL_BASE_URL, check_sha256
 
+if TYPE_CHECKING:
+    from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector
+
 logger = logging.getLogger(__name__)
 
 BLOCK = "evaluation"
 STRIDE = 32  # canvas sides are multiples of the largest model stride
 DEFAULT_CHECKPOINT = "data/06_models/best.pt"
+EXPORTED_SUFFIX = ".onnx"  # evaluation.checkpoint of this suffix runs in ONNX Runtime
 LABEL_TOLERANCE = 0.01  # coordinates may exceed [0, 1] by 1 % (the reference's label check)
 
 
@@ -109,11 +117,36 @@ class EvaluationParams:
         object.__setattr__(self, "checkpoint", self.checkpoint or "")  # frozen dataclass
 
 
+def is_exported(source: str | os.PathLike[str] | None) -> bool:
+    """Whether ``source`` names an exported model (a ``.onnx`` file) rather than a checkpoint."""
+    return bool(source) and Path(source).suffix.lower() == EXPORTED_SUFFIX
+
+
+def open_exported(source: str | os.PathLike[str], names: list[str]) -> OnnxRuntimeDetector:
+    """An exported ``.onnx`` in ONNX Runtime, checked against the dataset's class count.
+
+    Raises:
+        FileNotFoundError: no such file. OnnxModelError: unreadable, truncated, a wrong output
+            shape, or another class count than ``names`` (each naming the file).
+    """
+    from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector  # onnxruntime only when used
+
+    detector = OnnxRuntimeDetector(source, num_classes=len(names))
+    if detector.names != names:
+        logger.warning("%s: class names differ from the dataset's; using the dataset's", source)
+    return detector
+
+
 def run_evaluation(
-    checkpoint: dict[str, Any], images: EvalImages, names: list[str], params: EvaluationParams
+    model: dict[str, Any] | OnnxRuntimeDetector,
+    images: EvalImages,
+    names: list[str],
+    params: EvaluationParams,
 ) -> EvalResult:
-    """The checkpoint's model over ``images`` with the settings of ``params`` (see the module)."""
-    model = model_from_checkpoint(checkpoint).to(select_device(params.device))
+    """A checkpoint's model (on ``params.device``) or an exported model (ONNX Runtime, CPU)
+    over ``images`` with the settings of ``params`` (see the module)."""
+    if isinstance(model, dict):
+        model = model_from_checkpoint(model).to(select_device(params.device))
     loader = build_letterbox_loader(
         images, params.batch_size, rect=params.rect, workers=params.workers
     )
@@ -126,7 +159,15 @@ def run_evaluation(
 # ----------------------------------------------------------------------------- the node's way
 def checkpoint_weights(params: EvaluationParams) -> BaseWeights | None:
     """``evaluation.checkpoint`` fetched (a name or URL, into the weights cache) and checked;
-    None when it is empty. The run-start hook calls it too: the node then finds the file cached."""
+    None when it is empty or an exported ``.onnx`` (a local file, checked when opened). The
+    run-start hook calls it too: the node then finds the file cached."""
+    if is_exported(params.checkpoint):
+        if not Path(params.checkpoint).is_file():
+            raise FileNotFoundError(
+                f"evaluation.checkpoint={params.checkpoint!r}: no such ONNX file; export one with "
+                "`kedro run --pipelines export` or fix the path"
+            )
+        return None
     return fetch_weights(
         params.checkpoint or "",
         parameter="evaluation.checkpoint",
@@ -167,17 +208,24 @@ def evaluate_cache(
     Raises:
         ValueError: the checkpoint predicts another number of classes than the dataset has.
     """
-    checkpoint = select_checkpoint(params, model_checkpoint)
     names = list(image_cache.names)
-    _check_classes(checkpoint, names)
-    imgsz = params.imgsz or int(checkpoint["config"].get("imgsz") or image_cache.imgsz)
+    if is_exported(params.checkpoint):
+        checkpoint_weights(params)  # a clear error for a missing file
+        logger.info("evaluating %s in ONNX Runtime (evaluation.checkpoint)", params.checkpoint)
+        model: dict[str, Any] | OnnxRuntimeDetector = open_exported(params.checkpoint, names)
+        trained_size = model.imgsz
+    else:
+        model = select_checkpoint(params, model_checkpoint)
+        _check_classes(model, names)
+        trained_size = int(model["config"].get("imgsz") or image_cache.imgsz)
+    imgsz = params.imgsz or trained_size
     images, how = build_eval_images(image_cache, params.split, imgsz)
     logger.info(
         "evaluating at imgsz %d (%s) from %s, %s batches of %d, %s metric rules",
         imgsz, "evaluation.imgsz" if params.imgsz else "training size", how,
         "rectangular" if params.rect else "square", params.batch_size, params.protocol,
     )  # fmt: skip
-    return run_evaluation(checkpoint, images, names, params)
+    return run_evaluation(model, images, names, params)
 
 
 # ----------------------------------------------------------------------------- scripts' way
@@ -231,16 +279,22 @@ def evaluate_checkpoint_full(
     """:func:`evaluate_checkpoint`, returning the whole :class:`EvalResult` (tables, curves,
     predictions in original pixels, speed)."""
     params = parse_params(EvaluationParams, {**options, "imgsz": imgsz or 0}, "options")
-    checkpoint = read_checkpoint(checkpoint_path)
-    size = params.imgsz or int(checkpoint["config"]["imgsz"])
+    if is_exported(checkpoint_path):
+        from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector
+
+        model: dict[str, Any] | OnnxRuntimeDetector = OnnxRuntimeDetector(checkpoint_path)
+        names, size = list(model.names), params.imgsz or model.imgsz
+    else:
+        model = read_checkpoint(checkpoint_path)
+        names = [str(name) for name in model["config"]["names"]]
+        size = params.imgsz or int(model["config"]["imgsz"])
     images = dataset_images(dataset_yaml_path, params.split, size)
     logger.info(
         "evaluating %s on %s (%s, %d images) at imgsz %d, %s batches of %d",
         checkpoint_path, dataset_yaml_path, params.split, len(images), size,
         "rectangular" if params.rect else "square", params.batch_size,
     )  # fmt: skip
-    names = [str(name) for name in checkpoint["config"]["names"]]
-    return run_evaluation(checkpoint, images, names, params)
+    return run_evaluation(model, images, names, params)
 
 
 def evaluate_checkpoint(
@@ -252,7 +306,8 @@ def evaluate_checkpoint(
     """Evaluate a checkpoint (ours or an Ultralytics ``.pt``) on a YOLO-format dataset.
 
     Args:
-        checkpoint_path: the weights; anything :func:`~yolo_mlops.yolo.read_checkpoint` reads.
+        checkpoint_path: the weights; anything :func:`~yolo_mlops.yolo.read_checkpoint` reads,
+            or an exported ``.onnx`` (run by ONNX Runtime; its class names are the dataset's).
         dataset_yaml_path: an Ultralytics-style dataset YAML; its ``val`` split is evaluated.
         imgsz: long side of the evaluated images, pixels; ``None`` = the training size recorded
             in the checkpoint. The originals are always decoded (no cache).

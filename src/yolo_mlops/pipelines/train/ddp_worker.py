@@ -6,8 +6,9 @@
 
 Each process joins the group (gloo on CPU, nccl on CUDA), fetches ``training.pretrained``
 (:func:`~yolo_mlops.ingestion.weights_cache.fetch_pretrained`: found in the cache the
-``train_model`` node filled), loads its shard of every global batch and trains; rank 0 evaluates
-and writes ``save_dir/last.pt`` and ``best.pt``.
+``train_model`` node filled; a resume fetches nothing and continues with its checkpoint's recipe,
+see :func:`~yolo_mlops.pipelines.train.training_run.initial_state`), loads its shard of every
+global batch and trains; rank 0 evaluates and writes ``save_dir/last.pt`` and ``best.pt``.
 ``training.batch`` is the global batch. Without torchrun it trains in one process.
 """
 
@@ -21,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from yolo_mlops.ingestion.weights_cache import base_weights_meta, fetch_pretrained
 from yolo_mlops.pipelines.params import parse_params
+from yolo_mlops.pipelines.train.training_run import initial_state
 from yolo_mlops.yolo.data.augment import AugmentConfig
 from yolo_mlops.yolo.data.image_cache import ImageCache
 from yolo_mlops.yolo.train.distributed import cleanup, init_distributed
@@ -69,13 +70,13 @@ def main(argv: list[str] | None = None, callbacks: Sequence[EpochCallback] = ())
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     config, augment = _configs(args)
-    weights = fetch_pretrained(config)
+    config, weights, weights_meta = initial_state(config)  # a resume fetches nothing
     info = init_distributed(select_device(config.device), timeout_s=config.dist_timeout_s)
     try:
         cache = ImageCache.open(args.cache)
         trainer = Trainer(
             config, cache, callbacks=callbacks, dist_info=info, augment=augment,
-            checkpoint_meta=base_weights_meta(weights),
+            checkpoint_meta=weights_meta,
             pretrained_file=weights.path if weights is not None else None,
         )  # fmt: skip
         result = trainer.fit()

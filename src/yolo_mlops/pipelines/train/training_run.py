@@ -2,7 +2,9 @@
 
 1. the initial weights: :func:`~yolo_mlops.ingestion.weights_cache.fetch_pretrained` (the
    run-start hook downloaded them already, so the file is found in the cache; torchrun workers
-   fetch them the same way);
+   fetch them the same way). A resumed run fetches nothing: its checkpoint holds the weights,
+   the recipe (:func:`~yolo_mlops.yolo.train.resume.resumed_config`) and the record of the
+   initial weights;
 2. the processes: one here, or torchrun workers / a Kubeflow TrainJob (:mod:`.launch`);
 3. the model folder: one run at a time (``run_guard.exclusive_save_dir``); a run its previous
    holder left RUNNING in MLflow is closed, a resumed run is linked to the one it continues;
@@ -28,7 +30,9 @@ from yolo_mlops.pipelines.train import launch
 from yolo_mlops.pipelines.train.callbacks import epoch_callbacks
 from yolo_mlops.tracking import orphans
 from yolo_mlops.yolo.data.augment import AugmentConfig
+from yolo_mlops.yolo.io.checkpoint import read_checkpoint
 from yolo_mlops.yolo.train import run_guard
+from yolo_mlops.yolo.train.resume import resumed_config
 from yolo_mlops.yolo.train.trainer import EpochCallback, TrainConfig, Trainer, TrainResult
 
 logger = logging.getLogger(__name__)
@@ -49,6 +53,18 @@ def _checkpoints(result: TrainResult) -> tuple[dict[str, Any], dict[str, Any]]:
     return best, torch.load(result.last, map_location="cpu", weights_only=True)
 
 
+def initial_state(config: TrainConfig) -> tuple[TrainConfig, Any, dict[str, Any]]:
+    """(config, weights file or None, ``base_weights`` meta): fetched for a new run; for a
+    resumed run the checkpoint's recipe and record, and nothing fetched."""
+    resume = run_guard.resume_path(config.resume, Path(config.save_dir))
+    if resume is None:
+        weights = fetch_pretrained(config)
+        return config, weights, base_weights_meta(weights)
+    recorded = read_checkpoint(resume)["config"]
+    config = resumed_config(config, recorded.get("train_args") or {})
+    return config, None, {"base_weights": recorded.get("base_weights")}
+
+
 def train(
     config: TrainConfig,
     cache: Any,
@@ -60,7 +76,7 @@ def train(
     ``callbacks`` run after every epoch of single-process training (workers log to MLflow
     themselves).
     """
-    weights = fetch_pretrained(config)
+    config, weights, weights_meta = initial_state(config)
     plan = launch.plan_launch(config, nodes=launch.requested_nodes())
     config = dataclasses.replace(config, device=plan.device)  # what each process trains with
     meta = orphans.checkpoint_meta()
@@ -73,7 +89,7 @@ def train(
         else:
             trainer = Trainer(
                 config, cache, callbacks=epoch_callbacks(config.epochs, callbacks),
-                augment=augment, checkpoint_meta=meta | base_weights_meta(weights),
+                augment=augment, checkpoint_meta=meta | weights_meta,
                 pretrained_file=weights.path if weights is not None else None,
             )  # fmt: skip
             result = trainer.fit()

@@ -23,12 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from yolo_mlops.yolo.data.image_cache import ImageCache
+from yolo_mlops.yolo.data.image_cache import ImageCache, decode_image
 from yolo_mlops.yolo.data.letterbox import letterbox, letterbox_boxes, resize_long_side
 from yolo_mlops.yolo.data.loader import _to_tensor, _worker_init, collate_eval
 from yolo_mlops.yolo.data.rect import BatchPlan, plan_batches
@@ -92,7 +91,7 @@ class FileImages:
     Args:
         paths: image files.
         boxes: per image, ``[n, 4]`` normalised xyxy in [0, 1]; classes: per image ``[n]`` ids.
-        orig_shapes: ``[N, 2]`` original ``(h, w)`` (as decoded, i.e. what cv2 returns).
+        orig_shapes: ``[N, 2]`` original ``(h, w)`` (as decoded by ``image_cache.decode_image``).
         imgsz: long side after loading, pixels.
         ids: per image the id reported in the results (default: the position).
     """
@@ -144,7 +143,7 @@ class FileImages:
     def load(self, position: int) -> LoadedImage:
         """Decode the original, resize its long side to ``imgsz``, scale the labels with it."""
         path = self.paths[position]
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        image = decode_image(path)
         if image is None:
             raise EvalImageError(f"cannot decode {path}; re-run data validation or remove it")
         orig_shape = (int(image.shape[0]), int(image.shape[1]))

@@ -13,6 +13,7 @@ Folder layout (``format = yolo-mlops-image-cache``, version 1):
 :class:`ImageCacheSource` describes what to build; :meth:`ImageCacheSource.materialise` skips the
 work when the folder already holds a cache with the same content key;
 :meth:`ImageCacheSource.in_memory` decodes into RAM instead (same images and labels, no files).
+:func:`decode_image` is the one decoder: data validation decides with it which images stay.
 """
 
 from __future__ import annotations
@@ -46,6 +47,31 @@ CACHE_VERSION = 1
 
 class ImageCacheError(RuntimeError):
     """The cache folder is missing, incomplete, or an image cannot be decoded."""
+
+
+def decode_image(file: str | Path | bytes) -> np.ndarray | None:
+    """Decode an image file (a path or its bytes) as the cache stores it, or ``None``.
+
+    Returns:
+        HWC BGR uint8 ``[h, w, 3]`` with the EXIF orientation applied (16-bit, grey, CMYK and
+        alpha images converted), or ``None`` when OpenCV cannot decode it. The data stage drops
+        an image only when this returns ``None``, so validation and the cache agree on every
+        image and on its size. ``cv2.imdecode`` on the bytes rather than ``cv2.imread``: imread
+        fails on some TIFFs with an orientation tag that imdecode reads.
+    """
+    if isinstance(file, bytes):
+        data = np.frombuffer(file, np.uint8)
+    else:
+        try:
+            data = np.fromfile(file, np.uint8)
+        except OSError:
+            return None
+    if not data.size:
+        return None
+    try:
+        return cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
 
 
 @dataclass(frozen=True)
@@ -107,7 +133,7 @@ class ImageCacheSource:
 
     def _decoded(self) -> Iterator[tuple[CacheImage, np.ndarray, tuple[int, int]]]:
         def decode(item: CacheImage) -> tuple[CacheImage, np.ndarray, tuple[int, int]]:
-            image = cv2.imread(str(item.file), cv2.IMREAD_COLOR)
+            image = decode_image(item.file)
             if image is None:
                 raise ImageCacheError(
                     f"cannot decode {item.file}: re-run data validation so the image is excluded"

@@ -5,7 +5,9 @@ multi-label when there is more than one class; predictions and ground truth are 
 original image pixels, then matched and scored with the rules of ``protocol`` (8.3.0 or 8.4.190,
 :mod:`yolo_mlops.yolo.eval.protocol`). Rectangular batches at any size come from
 :mod:`yolo_mlops.yolo.data.eval_data`. The trainer calls it every epoch on the
-EMA model, the evaluation pipeline once on a checkpoint.
+EMA model, the evaluation pipeline once on a checkpoint or an exported ``.onnx`` (an
+:class:`~yolo_mlops.yolo.export.runtime.OnnxRuntimeDetector`: the same batches, NMS and metric
+rules; only the forward pass differs).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,9 @@ from yolo_mlops.yolo.eval.metrics import APResult, ConfusionMatrix, DetectionSta
 from yolo_mlops.yolo.eval.protocol import MetricRules, metric_rules
 from yolo_mlops.yolo.inference import TIMING_KEYS, detect
 from yolo_mlops.yolo.model.postprocess import scale_boxes
+
+if TYPE_CHECKING:
+    from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +94,7 @@ def _image_path(loader: Any, batch: Mapping[str, Any], position: int, image_id: 
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module,
+    model: nn.Module | OnnxRuntimeDetector,
     loader: Iterable[Mapping[str, Any]],
     names: list[str],
     *,
@@ -103,8 +108,9 @@ def evaluate(
     """Run the model over an eval loader and compute the detection metrics.
 
     Args:
-        model: a YOLO11 whose ``forward`` returns the 3 raw maps; put in eval mode here (and
-            restored afterwards).
+        model: a YOLO11 whose ``forward`` returns the 3 raw maps, put in eval mode here (and
+            restored afterwards); or an exported model
+            (:class:`~yolo_mlops.yolo.export.runtime.OnnxRuntimeDetector`, run as it is).
         loader: batches (moved to the model's device) of ``images`` uint8 ``[B,3,H,W]`` RGB,
             ``targets`` float ``[N,6]`` (batch_index, class_id, x1,y1,x2,y2 input px),
             ``indices`` int64 ``[B]``, ``orig_shapes`` int64 ``[B,2]`` (h, w), ``ratio_pad``
@@ -148,17 +154,23 @@ def evaluate(
 
 
 def _predict(
-    model: nn.Module, loader: Iterable[Mapping[str, Any]], collector: _Collector, nms: dict
+    model: nn.Module | OnnxRuntimeDetector,
+    loader: Iterable[Mapping[str, Any]],
+    collector: _Collector,
+    nms: dict,
 ) -> dict[str, float]:
     """Detect on every batch in eval mode (restored after) into ``collector``; seconds by phase."""
-    was_training = model.training
-    model.eval()
+    module = model if isinstance(model, nn.Module) else None  # an exported graph has no mode
+    was_training = module is not None and module.training
+    if module is not None:
+        module.eval()
     seconds = dict.fromkeys(TIMING_KEYS, 0.0)
     try:
         for batch in tqdm(loader, desc="evaluate", leave=False, disable=None):
             collector.add_batch(batch, detect(model, batch["images"], **nms, times=seconds))
     finally:
-        model.train(was_training)
+        if module is not None:
+            module.train(was_training)
     return seconds
 
 

@@ -20,6 +20,12 @@ from matplotlib.patches import Rectangle
 from yolo_mlops.yolo.eval.metrics import smooth
 
 MAX_LABELLED_CLASSES = 30  # above this, legends and tick labels would be unreadable
+# Box labels of the prediction grid: 6 pt DejaVu Sans averages ~0.62 em per glyph; a label line
+# with its padding is ~1.5 em tall; a 4-inch panel shows an image's longer side over ~260 pt.
+LABEL_FONT_PT = 6
+_GLYPH_PT = 0.62 * LABEL_FONT_PT
+_LINE_PT = 1.5 * LABEL_FONT_PT
+_PANEL_PT = 260.0
 
 
 def plot_pr_curve(
@@ -210,13 +216,16 @@ def plot_prediction_grid(
         if slot >= len(images):
             continue
         axes.imshow(cv2.cvtColor(images[slot], cv2.COLOR_BGR2RGB))
+        space = _LabelSpace(images[slot].shape)
+        boxes, scores, classes = detections[slot]
+        _draw_labelled_boxes(
+            axes, (boxes, classes, scores), names, space, style=PREDICTION_STYLE, top=True
+        )
         if ground_truth is not None:
             boxes, classes = ground_truth[slot]
             _draw_labelled_boxes(
-                axes, boxes, classes, names, None, style=GROUND_TRUTH_STYLE, top=False
+                axes, (boxes, classes, None), names, space, style=GROUND_TRUTH_STYLE, top=False
             )
-        boxes, scores, classes = detections[slot]
-        _draw_labelled_boxes(axes, boxes, classes, names, scores, style=PREDICTION_STYLE, top=True)
         if titles is not None:
             axes.set_title(titles[slot], fontsize=8)
     handles = [Line2D([], [], label=score_label, **PREDICTION_STYLE)]
@@ -226,19 +235,54 @@ def plot_prediction_grid(
     return figure
 
 
+class _LabelSpace:
+    """The label rectangles already placed on one image (in its pixels), so that the next label
+    goes where it covers none of them."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.height, self.width = int(shape[0]), int(shape[1])
+        self.pixels_per_point = max(self.height, self.width, 1) / _PANEL_PT
+        self.taken: list[tuple[float, float, float, float]] = []
+
+    def place(self, x: float, y: float, text: str) -> tuple[float, float] | None:
+        """Where to put ``text`` whose bottom-left corner would be ``(x, y)``: there, or one or
+        more label heights above or below; ``None`` when every nearby slot is taken."""
+        width = (len(text) * _GLYPH_PT + 2) * self.pixels_per_point
+        height = _LINE_PT * self.pixels_per_point
+        x = min(max(x, 0.0), max(self.width - width, 0.0))
+        for step in (0, 1, -1, 2, -2, 3, -3):
+            bottom = y - step * height  # image rows grow downwards: +step moves the label up
+            rect = (x, bottom - height, x + width, bottom)
+            if (
+                bottom - height < 0
+                or bottom > self.height
+                or any(_overlaps(rect, other) for other in self.taken)
+            ):
+                continue
+            self.taken.append(rect)
+            return x, bottom
+        return None
+
+
+def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Whether two ``(x1, y1, x2, y2)`` rectangles share area."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def _draw_labelled_boxes(
     axes: Axes,
-    boxes: np.ndarray,
-    classes: np.ndarray,
+    found: tuple[np.ndarray, np.ndarray, np.ndarray | None],
     names: Sequence[str],
-    scores: np.ndarray | None,
+    space: _LabelSpace,
     *,
     style: dict[str, Any],
     top: bool,
 ) -> None:
-    """xyxy pixel boxes as rectangles in ``style``, each labelled with its class name (and
-    score): on top of the box (``top``) or inside its bottom edge, so GT and prediction labels of
-    the same object do not cover each other."""
+    """``found`` = (xyxy pixel boxes [n, 4], classes [n], scores [n] or None) as rectangles in
+    ``style``, each labelled with its class name (and score) on top of the box (``top``) or
+    inside its bottom edge; a label that would cover another moves up or down by a line, and is
+    left out when no nearby line is free (the box stays)."""
+    boxes, classes, scores = found
     for k, (box, class_id) in enumerate(
         zip(np.asarray(boxes).reshape(-1, 4), classes, strict=True)
     ):
@@ -246,8 +290,11 @@ def _draw_labelled_boxes(
         axes.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, **style))
         name = names[int(class_id)] if 0 <= int(class_id) < len(names) else str(int(class_id))
         label = name if scores is None else f"{name} {float(scores[k]):.2f}"
+        where = space.place(x1, y1 if top else y2, label)
+        if where is None:
+            continue
         axes.text(
-            x1, y1 if top else y2, label, fontsize=6, color="black", va="bottom", clip_on=True,
+            *where, label, fontsize=LABEL_FONT_PT, color="black", va="bottom", clip_on=True,
             bbox={"facecolor": style["color"], "edgecolor": "none", "pad": 0.5, "alpha": 0.8},
         )  # fmt: skip
 

@@ -32,6 +32,7 @@ import onnx
 import torch
 from torch import nn
 
+from yolo_mlops.yolo.file_modes import honour_umask
 from yolo_mlops.yolo.io.checkpoint import model_from_checkpoint, read_checkpoint
 from yolo_mlops.yolo.io.format import LIBRARY_VERSION
 from yolo_mlops.yolo.model.decode import decode
@@ -133,6 +134,7 @@ def export_onnx(
     os.close(handle)
     try:
         onnx.save_model(proto, tmp_name)
+        honour_umask(tmp_name)  # mkstemp made it 0600
         os.replace(tmp_name, path)
     finally:
         Path(tmp_name).unlink(missing_ok=True)

@@ -15,6 +15,7 @@ the restricted unpickler in ``ultralytics_import.py``.
 from __future__ import annotations
 
 import contextlib
+import errno as errno_names
 import logging
 import os
 import pickle
@@ -45,6 +46,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "CheckpointError",
+    "CheckpointWriteError",
     "load_checkpoint",
     "make_config",
     "model_from_checkpoint",
@@ -54,6 +56,42 @@ __all__ = [
 
 _PLAIN_LEAVES = (type(None), bool, int, float, complex, str, bytes, torch.Tensor, torch.dtype)
 _PLAIN_LEAVES += (torch.Size, torch.device)
+
+
+class CheckpointWriteError(OSError):
+    """The operating system refused to write a checkpoint (disk full, read-only, quota...).
+
+    ``errno`` is the refusal's; the message names it, the folder and its free space. The file at
+    ``path`` is as it was before the write (saving is atomic).
+    """
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        folder = path.parent
+        code = cause.errno or 0
+        name = errno_names.errorcode.get(code, "unknown errno")
+        try:
+            free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        super().__init__(
+            code,
+            f"cannot write checkpoint {path.name} in {folder}: {name} "
+            f"({cause.strerror or cause}); {free} there. Free some space, or write the "
+            "checkpoints to another disk (training.save_dir)",
+        )
+        self.path = path
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    """The ``OSError`` behind ``error`` (torch wraps a failed write in a ``RuntimeError``)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _check_plain(value: Any, where: str, source: str) -> None:
@@ -129,13 +167,22 @@ def atomic_torch_save(payload: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in ``path``'s folder, fsync, then ``os.replace``.
 
     A crash never leaves a half-written file at ``path``; the file honours the umask.
+
+    Raises:
+        CheckpointWriteError: the system refused the write (disk full...): errno, folder, space.
     """
-    with _published(path) as tmp_name:
-        with open(tmp_name, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        honour_umask(tmp_name)  # mkstemp made it 0600
+    try:
+        with _published(path) as tmp_name:
+            with open(tmp_name, "wb") as handle:
+                torch.save(payload, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            honour_umask(tmp_name)  # mkstemp made it 0600
+    except (OSError, RuntimeError) as error:
+        cause = _os_error(error)
+        if cause is None or isinstance(error, CheckpointWriteError):
+            raise
+        raise CheckpointWriteError(path, cause) from error
 
 
 def atomic_copy(source: Path, path: Path) -> None:

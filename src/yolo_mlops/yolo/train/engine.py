@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,6 +27,7 @@ from torch.profiler import record_function
 from tqdm import tqdm
 
 from yolo_mlops.yolo.train.ema import ModelEMA
+from yolo_mlops.yolo.train.epoch_meter import EpochMeter, EpochStats
 from yolo_mlops.yolo.train.optim import LRFactor, apply_warmup
 
 LOGGER = logging.getLogger(__name__)
@@ -88,10 +89,15 @@ class LoopState:
     Attributes:
         last_opt_step: global iteration of the last optimizer step (-1 before the first).
         accumulate: batches per optimizer step currently in force.
+        skip_steps: batches of the next epoch trained before an interruption (a resume
+            mid-epoch skips them; reset to 0 once that epoch runs).
+        partial: the interrupted epoch's meter (``EpochMeter.partial``) when resuming mid-epoch.
     """
 
     last_opt_step: int = -1
     accumulate: int = 1
+    skip_steps: int = 0
+    partial: dict[str, Any] | None = None
 
 
 @dataclass
@@ -123,6 +129,7 @@ class LoopOptions:
         imgsz: the input size the progress bar shows.
         progress: show a progress bar.
         callbacks: ``callback(epoch, step)`` after every batch.
+        should_stop: polled after every batch; True ends the epoch there (``EpochStats.stopped``).
     """
 
     autocast_dtype: torch.dtype | None = None
@@ -131,31 +138,11 @@ class LoopOptions:
     imgsz: int = 640
     progress: bool = True
     callbacks: Sequence[BatchCallback] = ()
+    should_stop: Callable[[], bool] | None = None
 
     def autocast_for(self, epoch: int) -> torch.dtype | None:
         """The autocast dtype of ``epoch`` (None = float32)."""
         return self.autocast_dtype if epoch >= self.first_reduced_epoch else None
-
-
-@dataclass
-class EpochStats:
-    """What one epoch measured.
-
-    Attributes:
-        losses: mean (box, cls, dfl) loss per image over the epoch.
-        time_data: seconds spent waiting for batches.
-        time_compute: seconds spent in forward/backward/step.
-        instances: boxes in the last batch (what the progress bar shows).
-        images: images seen by this process.
-        lrs: learning rate of each parameter group at the end of the epoch.
-    """
-
-    losses: list[float]
-    time_data: float
-    time_compute: float
-    instances: int
-    images: int
-    lrs: list[float] = field(default_factory=list)
 
 
 def autocast_context(
@@ -231,10 +218,14 @@ def train_one_epoch(  # noqa: PLR0917 - torchvision's order: what it acts on, wh
     dtype = options.autocast_for(epoch)  # None: float32
     input_dtype = dtype or torch.float32  # the batch is converted once, to what the forward uses
     model.train()
-    meter = _EpochMeter()
+    skip, meter = run.loop.skip_steps, EpochMeter.resumed(run.loop.partial)
+    run.loop.skip_steps, run.loop.partial = 0, None
     bar = _progress_bar(loader, schedule, epoch, options.progress)
     tick = time.perf_counter()
-    for step, batch in enumerate(bar):
+    for step, batch in enumerate(_batches(bar, options.should_stop)):
+        if step < skip:  # trained before the interruption this run resumes
+            tick = time.perf_counter()
+            continue
         start = time.perf_counter()
         meter.time_data += start - tick
         iteration = step + schedule.batches_per_epoch * epoch
@@ -253,10 +244,33 @@ def train_one_epoch(  # noqa: PLR0917 - torchvision's order: what it acts on, wh
             callback(epoch, step)
         tick = time.perf_counter()
         meter.time_compute += tick - start
+        if options.should_stop is not None and options.should_stop():
+            break
     bar.close()
-    if meter.steps == 0:
+    stopped = meter.steps < schedule.batches_per_epoch and bool(
+        options.should_stop and options.should_stop()
+    )
+    if meter.steps == 0 and not stopped:
         raise ValueError(f"the training loader yielded no batches in epoch {epoch}")
-    return meter.stats([float(group["lr"]) for group in run.optimizer.param_groups])
+    stats = meter.stats([float(group["lr"]) for group in run.optimizer.param_groups])
+    stats.stopped, stats.partial = stopped, meter.partial() if stopped else None
+    return stats
+
+
+def _batches(loader: Iterable, should_stop: Callable[[], bool] | None) -> Iterator[Any]:
+    """The loader's batches; a loader failing once a stop was asked for ends the epoch instead
+    (Ctrl-C in a terminal also reaches the loader's worker processes, which then exit)."""
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except Exception:
+            if should_stop is not None and should_stop():
+                return
+            raise
+        yield batch
 
 
 def _progress_bar(loader: Iterable, schedule: StepSchedule, epoch: int, show: bool) -> tqdm:
@@ -317,41 +331,3 @@ def _backward_and_step(
     if iteration - run.loop.last_opt_step >= run.loop.accumulate:
         optimizer_step(model, run.optimizer, run.scaler, run.ema, schedule.clip_grad)
         run.loop.last_opt_step = iteration
-
-
-@dataclass
-class _EpochMeter:
-    """Running means and counters of one epoch (what :class:`EpochStats` reports)."""
-
-    running: torch.Tensor = field(default_factory=lambda: torch.zeros(3))
-    steps: int = 0
-    images: int = 0
-    instances: int = 0
-    time_data: float = 0.0
-    time_compute: float = 0.0
-
-    def add(self, step: int, parts: torch.Tensor, images: int, instances: int) -> None:
-        """Fold in batch ``step``'s mean (box, cls, dfl) loss per image ``parts`` [3]."""
-        self.running = (self.running * step + parts) / (step + 1)
-        self.steps = step + 1
-        self.images += images
-        self.instances = instances
-
-    def postfix(self) -> dict[str, Any]:
-        box, cls, dfl = self.running.tolist()
-        return {
-            "box": f"{box:.4g}",
-            "cls": f"{cls:.4g}",
-            "dfl": f"{dfl:.4g}",
-            "inst": self.instances,
-        }
-
-    def stats(self, lrs: list[float]) -> EpochStats:
-        return EpochStats(
-            losses=self.running.tolist(),
-            time_data=self.time_data,
-            time_compute=self.time_compute,
-            instances=self.instances,
-            images=self.images,
-            lrs=lrs,
-        )

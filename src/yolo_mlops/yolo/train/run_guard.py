@@ -143,8 +143,8 @@ def set_aside_unfinished(save_dir: Path) -> Path | None:
             os.replace(save_dir / name, aside / name)
     logger.warning(
         "%s held an unfinished run (%d of %d epochs) and training.resume is false: it was "
-        "moved to %s, not overwritten. To continue it instead: "
-        "kedro run --pipelines training --params training.resume=%s",
+        "moved to %s, not overwritten. To continue it instead, run again with the parameters "
+        "it was started with and training.resume=%s",
         last, found[0], found[1], aside, aside / "last.pt",
     )  # fmt: skip
     return aside
@@ -163,9 +163,10 @@ def exclusive_save_dir(
 ) -> Iterator[dict[str, Any] | None]:
     """Hold ``save_dir/.train.lock`` (``flock``) while a run writes ``save_dir``.
 
-    The lock file keeps a JSON record of its last holder (``pid``, ``released`` and ``owner``,
-    e.g. the tracking run). ``flock`` dies with its process, so a run killed with ``kill -9``
-    leaves ``released: false`` behind and the next holder can tell.
+    The lock file keeps a JSON record of its last holder (``pid``, ``released``, ``owner``, e.g.
+    the tracking run, and once released its ``outcome``: ``finished`` or the exception that
+    ended it). ``flock`` dies with its process, so a run killed with ``kill -9`` leaves
+    ``released: false`` behind and the next holder can tell.
 
     Yields:
         The previous holder's record (``None`` for a fresh folder).
@@ -193,10 +194,14 @@ def exclusive_save_dir(
             previous = None
         record = {"pid": os.getpid(), "released": False, "owner": dict(owner or {})}
         _rewrite(handle, record)
+        outcome = "finished"
         try:
             yield previous if isinstance(previous, dict) else None
+        except BaseException as error:
+            outcome = f"{type(error).__name__}: {error}"[:500]
+            raise
         finally:
-            _rewrite(handle, {**record, "released": True})
+            _rewrite(handle, {**record, "released": True, "outcome": outcome})
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

@@ -12,6 +12,10 @@ The ``training`` entry of our checkpoint (spec: plain Python + tensors only, so 
     pending_grads          None, or the gradients summed since the last optimizer step
     best_fitness, best_epoch, epochs_without_improvement
     history                list of per-epoch rows (str -> float)
+    partial_epoch          None, or (a run stopped mid-epoch by a signal) the meter of epoch
+                           ``epoch + 1`` so far: ``steps`` (batches trained), ``running`` (mean
+                           box/cls/dfl losses), ``images``, ``instances``, ``time_data``,
+                           ``time_compute``; the resumed run skips those batches
     rng                    {"torch": ByteTensor, "cuda": [ByteTensor] | None,
                             "numpy": bit-generator state as plain types, "python": tuple}
 
@@ -170,15 +174,23 @@ def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def snapshot(
-    epoch: int, run: RunObjects, progress: Progress, batches_per_epoch: int, final: bool = False
+    epoch: int,
+    run: RunObjects,
+    progress: Progress,
+    batches_per_epoch: int,
+    *,
+    final: bool = False,
+    partial: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``training`` entry after ``epoch`` (see the module docstring).
 
     ``final``: the run ends here, so gradients not yet stepped are dropped (nothing continues).
+    ``partial``: the next epoch stopped midway (``EpochMeter.partial()``: its ``steps`` batches
+    are trained); ``epoch`` is then the last *completed* epoch (-1 when none was).
     """
     model, loop = run.model, run.loop
     assert run.ema is not None, "snapshots are taken on the main process, which has the EMA"
-    last_iteration = (epoch + 1) * batches_per_epoch - 1
+    last_iteration = (epoch + 1) * batches_per_epoch - 1 + (partial["steps"] if partial else 0)
     pending = None
     if loop.last_opt_step != last_iteration and not final:
         pending = [
@@ -200,6 +212,7 @@ def snapshot(
         "epochs_without_improvement": progress.epochs_without_improvement,
         "history": [dict(row) for row in progress.history],
         "rng": rng_state(),
+        "partial_epoch": dict(partial) if partial else None,
     }
 
 
@@ -251,6 +264,9 @@ def restore(path: Path, run: RunObjects, device: torch.device) -> Progress:
         for param, grad in zip(bare.parameters(), training["pending_grads"], strict=True):
             param.grad = None if grad is None else grad.to(device)
     set_rng_state(training["rng"])
+    partial = training.get("partial_epoch")
+    run.loop.skip_steps = int(partial["steps"]) if partial else 0
+    run.loop.partial = dict(partial) if partial else None
     return Progress(
         start_epoch=int(training["epoch"]) + 1,
         best_fitness=training["best_fitness"],

@@ -9,6 +9,7 @@ carries everything needed to continue exactly (see :mod:`yolo_mlops.yolo.train.s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
@@ -46,21 +47,15 @@ from yolo_mlops.yolo.train.engine import (
     Criterion,
     EpochStats,
     LoopOptions,
-    LoopState,
     RunObjects,
     StepSchedule,
     train_one_epoch,
 )
+from yolo_mlops.yolo.train.interrupt import StopRequest, TrainingInterrupted
 from yolo_mlops.yolo.train.loader_workers import loader_workers
 from yolo_mlops.yolo.train.loss import DetectionLoss
-from yolo_mlops.yolo.train.optim import (
-    LRFactor,
-    accumulate_steps,
-    build_optimizer,
-    build_scheduler,
-    resolve_optimizer,
-    warmup_iterations,
-)
+from yolo_mlops.yolo.train.optim import accumulate_steps
+from yolo_mlops.yolo.train.optimization import RunSizes, build_optimization, optimizer_record
 from yolo_mlops.yolo.train.precision import autocast_dtype, describe, first_bf16_epoch
 
 LOGGER = logging.getLogger(__name__)
@@ -139,6 +134,7 @@ class Trainer:
         self.save_dir = Path(self.config.save_dir)
         self.last_path = self.save_dir / "last.pt"
         self.best_path = self.save_dir / "best.pt"
+        self._resume: Path | None = None  # the checkpoint this run continues (set by fit)
 
     # ----------------------------------------------------------------------------- training
     def fit(self) -> TrainResult:
@@ -146,34 +142,57 @@ class Trainer:
 
         Set-up (:meth:`_setup`), then per epoch one pass over the data (:meth:`_train_epoch`)
         and the end-of-epoch step (:meth:`_end_epoch`: validate, record, save, early stop).
+        SIGINT/SIGTERM stop a single-process run at the next step boundary (:mod:`.interrupt`).
 
         Raises:
             NonFiniteLossError: when the loss becomes NaN/inf (``last.pt`` keeps the last epoch).
             FileNotFoundError: when ``resume`` names a missing checkpoint.
+            TrainingInterrupted: on a signal, after writing a resumable ``last.pt``.
+            CheckpointWriteError: the system refused to write a checkpoint (disk full...).
         """
-        run = self._setup()
-        stopped_early = False
-        for epoch in range(run.progress.start_epoch, self.config.epochs):
-            epoch_start = time.perf_counter()
-            stats = self._train_epoch(run, epoch)
-            if self._end_epoch(run, epoch, stats, epoch_start):
-                stopped_early = True
-                break
-        return TrainResult(
-            last=self.last_path,
-            best=self.best_path,
-            history=run.progress.history,
-            best_fitness=run.progress.best_fitness,
-            stopped_early=stopped_early,
+        stop = StopRequest()
+        guard = contextlib.nullcontext() if self.dist.enabled else stop.installed()
+        with guard:
+            run = self._setup(None if self.dist.enabled else stop)
+            stopped_early = False
+            for epoch in range(run.progress.start_epoch, self.config.epochs):
+                epoch_start = time.perf_counter()
+                stats = self._train_epoch(run, epoch)
+                if stats.stopped:
+                    self._stop_mid_epoch(run, epoch, stats, stop)
+                if self._end_epoch(run, epoch, stats, epoch_start):
+                    stopped_early = True
+                    break
+                if stop() and epoch + 1 < self.config.epochs:
+                    assert stop.signum is not None
+                    raise TrainingInterrupted(stop.signum, self.last_path, epoch + 1, 0)
+        progress = run.progress
+        return TrainResult(self.last_path, self.best_path, progress.history,
+                           progress.best_fitness, stopped_early)  # fmt: skip
+
+    def _stop_mid_epoch(self, run: _Run, epoch: int, stats: EpochStats, stop: StopRequest) -> None:
+        """Write ``last.pt`` at this step boundary (resumable mid-epoch), then raise."""
+        assert stop.signum is not None and run.objects.ema is not None
+        batches = run.schedule.batches_per_epoch
+        training = train_state.snapshot(epoch - 1, run.objects, run.progress, batches,
+                                        partial=stats.partial)  # fmt: skip
+        train_state.write(self.last_path, run.objects.ema, self._checkpoint_config(run), training)
+        raise TrainingInterrupted(stop.signum, self.last_path, epoch, stats.steps)
+
+    def _checkpoint_config(self, run: _Run) -> dict[str, Any]:
+        meta = {"optimizer": optimizer_record(run.objects.optimizer), **self.checkpoint_meta}
+        return train_state.checkpoint_config(
+            run.objects.model, self.config, run.imgsz, run.names, **meta
         )
 
     # ----------------------------------------------------------------------------- set-up
-    def _setup(self) -> _Run:
+    def _setup(self, stop: StopRequest | None) -> _Run:
         """Build the run in a straight line: process, model, data, optimization, resume state.
 
         The order is also the order in which the seeded global RNG is drawn (the model's
         initialisation) and a resume restores it: keep it.
         """
+        self._resume = self._resume_path()
         device = self._prepare_process()
         model = self._place_model(device)
         criterion = self._build_criterion()
@@ -187,7 +206,7 @@ class Trainer:
         objects, schedule = self._build_optimization(model, device, len(loader))
         progress = self._restore(objects, device)
         val_loader = self._build_val_loader(device, workers)
-        options = self._loop_options(device, schedule)
+        options = self._loop_options(device, schedule, stop)
         self._log_start(device, workers, options)
         wrapped = wrap_model(model, device, self.dist, self.config.sync_bn)
         return _Run(
@@ -202,7 +221,7 @@ class Trainer:
         cfg = self.config
         run_guard.check_splits(cfg.train_split, cfg.val_split)
         device = select_device(cfg.device)
-        if self._resume_path() is None and self.dist.is_main:
+        if self._resume is None and self.dist.is_main:
             run_guard.set_aside_unfinished(self.save_dir)  # never overwrite a resumable run
         if self.dist.enabled and device.type == "cuda":
             device = torch.device("cuda", self.dist.local_rank)
@@ -219,7 +238,7 @@ class Trainer:
     def _build_model(self) -> nn.Module:
         names = list(self.cache.names)
         model = build_model(self.config.scale, num_classes=len(names), names=names)
-        if self.pretrained:
+        if self.pretrained and self._resume is None:  # a resume loads the checkpoint's weights
             load_pretrained(model, self.pretrained, self.config.scale)
         for name, param in model.named_parameters():
             if ".dfl" in name:  # the DFL projection is a fixed 0..15 ramp, never trained
@@ -268,33 +287,12 @@ class Trainer:
         self, model: nn.Module, device: torch.device, batches_per_epoch: int
     ) -> tuple[RunObjects, StepSchedule]:
         """Optimizer (three parameter groups), per-epoch LR schedule, scaler, EMA, step plan."""
-        cfg = self.config
-        choice = resolve_optimizer(
-            cfg.optimizer, lr0=cfg.lr0, momentum=cfg.momentum, warmup_bias_lr=cfg.warmup_bias_lr,
-            num_classes=len(self.cache.names), num_images=self._num_images(),
-            batch_size=cfg.batch, epochs=cfg.epochs, nbs=cfg.nbs,
-        )  # fmt: skip
-        accumulate = accumulate_steps(cfg.nbs, cfg.batch)
-        optimizer = build_optimizer(
-            model, choice, cfg.weight_decay * cfg.batch * accumulate / cfg.nbs
-        )
-        lr_factor = LRFactor(cfg.epochs, cfg.lrf, cfg.cos_lr)
-        scheduler = build_scheduler(optimizer, lr_factor)
-        scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and cfg.amp)
-        ema = ModelEMA(model) if self.dist.is_main else None
-        loop = LoopState(accumulate=accumulate)
-        warmup = warmup_iterations(cfg.warmup_epochs, batches_per_epoch, cfg.warmup_min_iters)
-        schedule = StepSchedule(
-            epochs=cfg.epochs, batches_per_epoch=batches_per_epoch, batch_size=cfg.batch,
-            nbs=cfg.nbs, warmup_iters=warmup, warmup_bias_lr=choice.warmup_bias_lr,
-            warmup_momentum=cfg.warmup_momentum, momentum=cfg.momentum, lr_factor=lr_factor,
-            clip_grad=cfg.clip_grad, world_size=self.dist.world_size,
-        )  # fmt: skip
-        return RunObjects(model, ema, optimizer, scheduler, scaler, loop), schedule
+        sizes = RunSizes(len(self.cache.names), self._num_images(), batches_per_epoch)
+        return build_optimization(model, self.config, device, sizes, self.dist)
 
     def _restore(self, objects: RunObjects, device: torch.device) -> train_state.Progress:
         """A fresh start, or the state of the ``resume`` checkpoint loaded into ``objects``."""
-        resume_from = self._resume_path()
+        resume_from = self._resume
         if resume_from is None:
             return train_state.Progress()
         progress = train_state.restore(resume_from, objects, device)
@@ -305,7 +303,9 @@ class Trainer:
             )
         return progress
 
-    def _loop_options(self, device: torch.device, schedule: StepSchedule) -> LoopOptions:
+    def _loop_options(
+        self, device: torch.device, schedule: StepSchedule, stop: StopRequest | None
+    ) -> LoopOptions:
         cfg = self.config
         precision = autocast_dtype(device, amp=cfg.amp, bf16=cfg.bf16)
         first_reduced = first_bf16_epoch(
@@ -319,6 +319,7 @@ class Trainer:
             imgsz=int(self.cache.imgsz),
             progress=cfg.progress and self.dist.is_main,
             callbacks=tuple(self.batch_callbacks),
+            should_stop=stop,
         )
 
     def _log_start(self, device: torch.device, workers: int, options: LoopOptions) -> None:
@@ -349,6 +350,8 @@ class Trainer:
             run.ddp_model, run.criterion, run.loader, run.objects, run.device, epoch,
             run.schedule, run.options,
         )  # fmt: skip
+        if stats.stopped:  # the epoch continues on resume: the schedule steps after it
+            return stats
         with warnings.catch_warnings():
             # a run whose first epoch only accumulates (no optimizer.step yet) is expected
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
@@ -370,10 +373,7 @@ class Trainer:
             final = stop or epoch + 1 == cfg.epochs
             batches = run.schedule.batches_per_epoch
             training = train_state.snapshot(epoch, run.objects, run.progress, batches, final=final)
-            config = train_state.checkpoint_config(
-                run.objects.model, self.config, run.imgsz, run.names, **self.checkpoint_meta
-            )
-            train_state.write(self.last_path, ema, config, training)
+            train_state.write(self.last_path, ema, self._checkpoint_config(run), training)
             if improved:  # the same bytes: link (or copy) instead of serialising twice
                 atomic_copy(self.last_path, self.best_path)
             LOGGER.info(
@@ -395,6 +395,6 @@ class Trainer:
     def _validate(self, ema: ModelEMA, val_loader: Any, names: list[str]) -> dict[str, float]:
         """Metrics of the EMA model on the validation split (all 0 when validation is off)."""
         if val_loader is None:
-            return {"precision": 0.0, "recall": 0.0, "mAP50": 0.0, "mAP50-95": 0.0, "fitness": 0.0}
+            return dict.fromkeys(("precision", "recall", "mAP50", "mAP50-95", "fitness"), 0.0)
         result = evaluate(ema.module, val_loader, names)  # batches follow the model's device
         return {k: float(v) for k, v in result.metrics.items()}
