@@ -85,6 +85,14 @@ def test_a_stop_outside_training_ends_with_a_killed_block_and_exit_130(
         raise KeyboardInterrupt
 
     options = {"pipelines": ["train"], "env": "ci", "params": {"training": {"epochs": 3}}}
+    from yolo_mlops.hooks import HOOKS
+    from yolo_mlops.hooks.summary import RunSummaryHook
+
+    # a fresh process: no earlier session's block logged by the shared hook instances (a real
+    # run resets this when its context is created; this stop comes before any context)
+    for hook in HOOKS:
+        if isinstance(hook, RunSummaryHook):
+            monkeypatch.setattr(hook, "logged", False)
     with caplog.at_level(logging.INFO), pytest.raises(SystemExit) as caught:
         cli.guarded(interrupted)(**options)
     assert caught.value.code == 130

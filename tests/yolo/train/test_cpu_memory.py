@@ -8,8 +8,12 @@ import sys
 
 import pytest
 
+# The probe imports the trainer first, as the training process that calls retain_freed_memory
+# has (the library's package no longer imports it eagerly): in a bare `import torch` process glibc's
+# heap is laid out differently and the reuse is not what a training step sees.
 PROBE = """
 import resource, sys, torch
+import yolo_mlops.yolo.train.trainer
 from yolo_mlops.yolo.train.cpu_memory import retain_freed_memory
 applied = retain_freed_memory() if sys.argv[1] == "on" else False
 for _ in range(3):  # warm-up: 64 MiB allocated, touched and freed (the heap settles)
