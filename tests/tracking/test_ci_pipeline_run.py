@@ -1,10 +1,12 @@
-"""`kedro run --env ci` of the whole chain: one tracked MLflow run and a registered version."""
+"""`kedro run --env ci` of the whole chain: one tracked MLflow run and a registered version, and a
+git working tree as clean after it as before."""
 
 from __future__ import annotations
 
 import json
 import logging
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,12 @@ from tests.tracking.helpers import embedded_store
 from yolo_mlops.ingestion.synthetic import SyntheticSpec, write_synthetic_dataset, zip_dataset
 
 
+def git(project: Path, *args: str) -> str:
+    """``git args`` in ``project``; its standard output."""
+    done = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
 @pytest.mark.integration
 def test_ci_run_gives_one_run_with_params_epochs_artifacts_tags_and_a_version(
     tmp_path, monkeypatch, caplog
@@ -27,6 +35,11 @@ def test_ci_run_gives_one_run_with_params_epochs_artifacts_tags_and_a_version(
     for env in ("base", "ci"):
         shutil.copytree(PROJECT_ROOT / "conf" / env, project / "conf" / env)
     (project / "conf/local").mkdir()
+    for name in (".gitignore", ".telemetry"):
+        shutil.copy(PROJECT_ROOT / name, project)
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "snapshot")
     write_synthetic_dataset(tmp_path / "synth", SyntheticSpec(n_images=8), seed=0)
     archive = zip_dataset(tmp_path / "synth", tmp_path / "coco128.zip", top_level="coco128")
     monkeypatch.setenv("YOLO_MLOPS_DATA_SOURCE", str(archive))
@@ -51,6 +64,9 @@ def test_ci_run_gives_one_run_with_params_epochs_artifacts_tags_and_a_version(
     assert tags["data.archive_sha256"] == manifest["sha256"]
     assert tags["kedro.env"] == "ci" and tags["kedro.pipeline"] == "__default__"
     assert tags["device"] == "cpu" and {"seed", "torch.version", "git.commit"} <= set(tags)
+    # everything the run wrote is git-ignored: the tree is as clean as before, and says so
+    assert git(project, "status", "--porcelain") == ""
+    assert tags["git.dirty"] == "false"
 
     per_epoch = {
         key: [m.step for m in client.get_metric_history(run_id, key)]
