@@ -9,12 +9,10 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from kedro.io import DataCatalog, MemoryDataset
-from kedro.runner import SequentialRunner
 
+from tests.pipelines.predict.helpers import run_predict
 from tests.yolo.export.conftest import small_model
 from yolo_mlops.pipelines.params import ParameterError
-from yolo_mlops.pipelines.predict import create_pipeline
 from yolo_mlops.pipelines.predict.predicting import COLUMNS, PredictParams, image_paths
 from yolo_mlops.yolo.export.onnx_export import export_onnx
 from yolo_mlops.yolo.inference import detect_images, load_detector
@@ -45,33 +43,12 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"pt": checkpoint, "onnx": export_onnx(model, root / "m.onnx")}
 
 
-def _run(root: Path, parameters: dict) -> Path:
-    catalog = DataCatalog.from_config(
-        {
-            "detections": {
-                "type": "yolo_mlops.datasets.parquet_parts_dataset.ParquetPartsDataset",
-                "path": str(root / "detections"),
-            },
-            "predict_report": {"type": "json.JSONDataset", "filepath": str(root / "predict.json")},
-            "annotated_images": {
-                "type": "partitions.PartitionedDataset",
-                "path": str(root / "annotated"),
-                "dataset": "pillow.ImageDataset",
-                "filename_suffix": ".jpg",
-            },
-        }
-    )
-    catalog["params:predict"] = MemoryDataset(parameters)
-    SequentialRunner().run(create_pipeline(), catalog)
-    return root
-
-
 @pytest.mark.parametrize("backend", ["pt", "onnx"])
 def test_a_folder_gives_the_detections_of_the_inference_path_in_parquet_parts(
     images, models, tmp_path, backend
 ):
     parameters = {**SETTINGS, "source": str(images), "model": str(models[backend])}
-    out = _run(tmp_path, parameters)
+    out = run_predict(tmp_path, parameters)
     parts = sorted(p.name for p in (out / "detections").iterdir())
     assert parts == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
     table = pd.read_parquet(out / "detections")
@@ -99,7 +76,7 @@ def test_a_list_file_and_a_glob_name_images_and_annotated_copies_are_written(
     assert image_paths(str(listing)) == [images / "img0.png", images / "img2.png"]
     assert image_paths(str(images / "img[34].png")) == [images / "img3.png", images / "img4.png"]
     parameters = {**SETTINGS, "source": str(listing), "model": str(models["onnx"])}
-    out = _run(tmp_path / "run", {**parameters, "save_images": True})
+    out = run_predict(tmp_path / "run", {**parameters, "save_images": True})
     written = sorted(p.name for p in (out / "annotated").iterdir())
     assert written == ["0000000_img0.jpg", "0000001_img2.jpg"]
     assert cv2.imread(str(out / "annotated" / written[1])).shape == (80, 40, 3)
@@ -107,8 +84,8 @@ def test_a_list_file_and_a_glob_name_images_and_annotated_copies_are_written(
 
 def test_a_rerun_replaces_the_earlier_runs_parts(images, models, tmp_path):
     parameters = {**SETTINGS, "source": str(images), "model": str(models["onnx"])}
-    _run(tmp_path, {**parameters, "chunk_images": 1})
-    _run(tmp_path, parameters)
+    run_predict(tmp_path, {**parameters, "chunk_images": 1})
+    run_predict(tmp_path, parameters)
     assert len(list((tmp_path / "detections").glob("part-*.parquet"))) == 3
 
 
@@ -120,7 +97,8 @@ def test_a_source_without_images_is_an_error_naming_it(tmp_path):
 @pytest.mark.parametrize(
     ("parameters", "message"),
     [({"source": ""}, "predict.source is empty"), ({"source": "x", "conf": 1.0}, "conf must"),
-     ({"source": "x", "chunk": 3}, r"predict\.chunk")],
+     ({"source": "x", "chunk": 3}, r"predict\.chunk"),
+     ({"source": "x", "backend": "tensorrt"}, "backend must be one of")],
 )  # fmt: skip
 def test_invalid_parameters_are_rejected(parameters, message):
     from yolo_mlops.pipelines.params import parse_params

@@ -14,15 +14,18 @@ from yolo_mlops.pipelines.params import parse_params
 from yolo_mlops.pipelines.predict.predicting import BLOCK, PredictParams, predict_source
 
 
-def predict_images(parameters: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Detections of every image ``predict.source`` names (see :class:`PredictParams`).
+def predict_images(
+    parameters: dict[str, Any], tracking: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Detections of every image ``predict.source`` names (see :class:`PredictParams`);
+    ``tracking`` (the ``tracking`` block) locates the registry for a ``models:/`` model.
 
     Yields, per chunk of ``predict.chunk_images`` images: ``detections`` (DataFrame: image,
     class, name, score, x1, y1, x2, y2 in original pixels), ``predict_report`` (images,
     detections and skipped files so far) and ``annotated_images`` (``{name: callable}``).
     """
     params = parse_params(PredictParams, parameters, BLOCK)
-    for chunk in predict_source(params):
+    for chunk in predict_source(params, tracking):
         yield {
             "detections": chunk.table,
             "predict_report": chunk.report,

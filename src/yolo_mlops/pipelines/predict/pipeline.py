@@ -8,12 +8,13 @@ from yolo_mlops.pipelines.predict.nodes import predict_images
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """params:predict → detections (Parquet parts), predict_report, annotated_images."""
+    """params:predict, params:tracking (models:/ URIs) → detections (Parquet parts),
+    predict_report, annotated_images."""
     return Pipeline(
         [
             Node(
                 predict_images,
-                inputs={"parameters": "params:predict"},
+                inputs={"parameters": "params:predict", "tracking": "params:tracking"},
                 outputs={
                     "detections": "detections",
                     "predict_report": "predict_report",

@@ -1,13 +1,15 @@
 """Batch prediction over a folder, a glob or a list file, streamed in chunks.
 
 :class:`PredictParams` is the ``predict`` parameter block (``conf/base/parameters_predict.yml``).
-:func:`predict_source` opens ``predict.model`` (a checkpoint, ours or Ultralytics', or an exported
-``.onnx`` run by ONNX Runtime) and walks ``predict.source`` once, ``chunk_images`` images at a
-time: each chunk is decoded, letterboxed in batches of ``batch_size`` (a same-shape batch, one
-image included, to the smallest stride-multiple canvas, as the reference's predict), run through
-:func:`yolo_mlops.yolo.inference.detect_images` and turned into a table of detections in original
-pixels. Only one chunk of images is in memory at a time, so memory stays flat in the number of
-images. A file that cannot be decoded is skipped and listed in the report.
+:func:`predict_source` opens ``predict.model`` (a checkpoint, ours or Ultralytics', an exported
+``.onnx`` run by ONNX Runtime, or a registered version ``models:/name@alias`` /
+``models:/name/N``, whose file is downloaded once into ``predict.registry_cache``) and walks
+``predict.source`` once, ``chunk_images`` images at a time: each chunk is decoded, letterboxed
+in batches of ``batch_size`` (a same-shape batch, one image included, to the smallest
+stride-multiple canvas, as the reference's predict), run through
+:func:`yolo_mlops.yolo.inference.detect_images` and turned into a table of detections in
+original pixels. Only one chunk of images is in memory at a time, so memory stays flat in the
+number of images. A file that cannot be decoded is skipped and listed in the report.
 
 ``predict.source`` forms:
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 import glob
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -34,6 +36,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from yolo_mlops.ingestion.dataset_yaml import IMAGE_SUFFIXES
+from yolo_mlops.ingestion.paths import project_root, resolve
+from yolo_mlops.pipelines.params import parse_params
 from yolo_mlops.yolo.device import select_device
 from yolo_mlops.yolo.inference import ImageDetections, detect_images, load_detector
 from yolo_mlops.yolo.io.checkpoint import read_checkpoint
@@ -46,6 +50,8 @@ DTYPES = {"image": "object", "class": "int64", "name": "object", "score": "float
           "x1": "float32", "y1": "float32", "x2": "float32", "y2": "float32"}  # fmt: skip
 COLUMNS = list(DTYPES)
 LIST_SUFFIX = ".txt"
+REGISTRY_PREFIX = "models:/"
+BACKENDS = ("onnxruntime", "torch")
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,9 @@ class PredictParams:
     """The ``predict`` parameter block; see ``conf/base/parameters_predict.yml``."""
 
     source: str = ""  # a folder, a glob, or a .txt list of image paths
-    model: str = "data/06_models/best.pt"  # a checkpoint or an exported .onnx
+    model: str = "data/06_models/best.pt"  # a checkpoint, an exported .onnx or models:/...
+    backend: str = "onnxruntime"  # models:/ only: onnxruntime (model.onnx) or torch (model.pt)
+    registry_cache: str = "data/06_models/registry"  # where models:/ files are downloaded
     imgsz: int = 0  # 0 = the size recorded in the model (training size / export size)
     conf: float = 0.25
     iou: float = 0.7
@@ -73,6 +81,8 @@ class PredictParams:
             raise ValueError(
                 f"conf must be in [0, 1) and iou in (0, 1], got {self.conf}, {self.iou}"
             )
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if min(self.max_det, self.batch_size, self.chunk_images) < 1 or self.threads < 0:
             raise ValueError("max_det, batch_size and chunk_images must be >= 1, threads >= 0")
 
@@ -115,13 +125,35 @@ def image_paths(source: str) -> list[Path]:
     return found
 
 
-def open_model(params: PredictParams) -> tuple[Any, int]:
-    """The model (either backend) and the image size to letterbox to."""
-    if Path(params.model).suffix.lower() == ".onnx":
-        model = load_detector(params.model, threads=params.threads or None)
+def model_file(params: PredictParams, tracking: Mapping[str, Any] | None = None) -> Path:
+    """The file ``predict.model`` names; a ``models:/`` URI is downloaded from the registry
+    (``tracking``: the ``tracking`` parameter block, for the store's URI).
+
+    Raises:
+        RegisteredModelError: the URI names no version of the registry, or one without a file.
+    """
+    if not params.model.startswith(REGISTRY_PREFIX):
+        return Path(params.model)
+    # Imported here: mlflow is needed only for registered models.
+    from yolo_mlops.tracking.config import TrackingParams, resolve_tracking_uri
+    from yolo_mlops.tracking.registry_files import registered_model_file
+
+    root = project_root()
+    settings = parse_params(TrackingParams, dict(tracking or {}), "tracking")
+    uri = resolve_tracking_uri(settings, root)
+    cache = resolve(params.registry_cache, root)
+    path = registered_model_file(params.model, uri, cache, params.backend)
+    logger.info("%s is %s (from %s)", params.model, path, uri)
+    return path
+
+
+def open_model(params: PredictParams, path: Path) -> tuple[Any, int]:
+    """The model at ``path`` (either backend) and the image size to letterbox to."""
+    if path.suffix.lower() == ".onnx":
+        model = load_detector(path, threads=params.threads or None)
         return model, params.imgsz or model.imgsz
-    checkpoint = read_checkpoint(params.model)
-    model = load_detector(params.model, device=select_device(params.device))
+    checkpoint = read_checkpoint(path)
+    model = load_detector(path, device=select_device(params.device))
     return model, params.imgsz or int(checkpoint["config"].get("imgsz") or 640)
 
 
@@ -200,14 +232,19 @@ class _Predictor:
         return Chunk(table, dict(self.report), annotated)
 
 
-def predict_source(params: PredictParams) -> Iterator[Chunk]:
+def predict_source(
+    params: PredictParams, tracking: Mapping[str, Any] | None = None
+) -> Iterator[Chunk]:
     """Chunks of detections over ``params.source`` (see the module docstring); progress shown.
+
+    ``tracking``: the ``tracking`` parameter block (read for ``models:/`` values only).
 
     Raises:
         FileNotFoundError: ``source`` names no image, or ``model`` does not exist.
+        RegisteredModelError: ``model`` is a ``models:/`` URI the registry does not hold.
     """
     paths = image_paths(params.source)
-    model, imgsz = open_model(params)
+    model, imgsz = open_model(params, model_file(params, tracking))
     predictor = _Predictor(model, imgsz, params)
     logger.info("predicting %d images of %s with %s at %d", len(paths), params.source,
                 params.model, imgsz)  # fmt: skip
