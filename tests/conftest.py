@@ -15,6 +15,7 @@ import atexit
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -139,3 +140,19 @@ def reference_dir() -> Path:
     if not (REFERENCE_DIR / "yolo11n_reference.pt").is_file():
         pytest.skip(f"needs the reference files in {REFERENCE_DIR}")
     return REFERENCE_DIR
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path):
+    """A 2 MiB tmpfs (needs root and a kernel that allows the mount; skipped otherwise)."""
+    folder = tmp_path / "tmpfs"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)]
+    try:
+        done = subprocess.run(mount, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        pytest.skip("no mount command here")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=False)

@@ -234,24 +234,6 @@ def test_disk_full_names_the_errno_the_folder_and_the_free_space(
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path: Path):
-    """A 2 MiB tmpfs (needs root and a kernel that allows the mount; skipped otherwise)."""
-    import subprocess
-
-    folder = tmp_path / "tmpfs"
-    folder.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)]
-    try:
-        done = subprocess.run(mount, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        pytest.skip("no mount command here")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=False)
-
-
 def test_a_checkpoint_larger_than_the_disk_fails_with_the_errno_headline(
     small_tmpfs: Path, small_model
 ) -> None:

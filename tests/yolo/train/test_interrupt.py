@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from tests.yolo.tiny_cache import make_tiny_cache
+from tests.yolo.train.test_trainer import TIMING
+from tests.yolo.train.test_trainer import config as trainer_config
 from yolo_mlops.yolo.train.interrupt import StopRequest, TrainingInterrupted
 from yolo_mlops.yolo.train.run_guard import unfinished_run
 from yolo_mlops.yolo.train.trainer import Trainer
-
-TIMING = ("time/epoch", "time/data", "time/compute")
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,8 @@ def cache(tmp_path_factory):
 
 
 def config(save_dir, **overrides) -> dict:
-    base = {"epochs": 2, "batch": 4, "optimizer": "SGD", "save_dir": str(save_dir),
-            "progress": False, "workers": 0, "device": "cpu", "close_mosaic": 1}  # fmt: skip
-    return base | overrides
+    """The trainer tests' tiny recipe, 2 epochs."""
+    return trainer_config(save_dir, **({"epochs": 2} | overrides))
 
 
 @pytest.fixture(scope="module")
