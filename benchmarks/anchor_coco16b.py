@@ -29,33 +29,27 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
-import shutil
 import statistics
-import time
-import zipfile
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import pandas as pd
-import torch
 import yaml
-from coco128 import DEFAULT_ZIP, ROOT, build_cache_from_dataset_yaml
+from coco128 import DEFAULT_ZIP, ROOT, build_cache_from_dataset_yaml, build_image_subset
 from machine import results_path
+from seed_runs import (
+    METRICS,
+    machine_record,
+    plot_overlay,
+    precision_label,
+    read_reference_losses,
+    train_run,
+)
 
 from yolo_mlops.pipelines.evaluate.evaluation import evaluate_checkpoint
-from yolo_mlops.yolo import TrainConfig, Trainer
-from yolo_mlops.yolo.train.precision import autocast_dtype, first_bf16_epoch, native_bf16
 from yolo_mlops.yolo.train.state import LOSS_KEYS
 
 logger = logging.getLogger("benchmarks.anchor_coco16b")
 
 ANCHOR = ROOT.parent / "shared" / "reference" / "coco16b"
-METRICS = ("precision", "recall", "mAP50", "mAP50-95")
 
 
 def recipe(seed: int, epochs: int, threads: int, save_dir: Path) -> dict:
@@ -88,15 +82,7 @@ def recipe(seed: int, epochs: int, threads: int, save_dir: Path) -> dict:
 
 def precision(overrides: dict) -> str:
     """What the runs compute in on this CPU: fp32 or bf16 (``training.bf16`` resolved)."""
-    config = TrainConfig(**recipe(0, 1, 0, Path("run")) | overrides)
-    dtype = autocast_dtype(torch.device("cpu"), amp=config.amp, bf16=config.bf16)
-    if dtype is None:
-        return "fp32"
-    first = first_bf16_epoch(
-        dtype, fp32_steps=config.bf16_after_steps, steps_per_epoch=1,
-        from_scratch=not config.pretrained,
-    )  # fmt: skip
-    return f"bf16 after {config.bf16_after_steps} fp32 steps" if first else "bf16"
+    return precision_label(recipe(0, 1, 0, Path("run")) | overrides)
 
 
 def build_anchor_dataset(archive: Path, workdir: Path) -> Path:
@@ -105,83 +91,15 @@ def build_anchor_dataset(archive: Path, workdir: Path) -> Path:
     Returns the dataset YAML (train = val = the 16 images, COCO's 80 class names).
     """
     names = (ANCHOR / "images.txt").read_text().split()
-    raw = workdir / "raw"
-    if not raw.is_dir():
-        with zipfile.ZipFile(archive) as handle:
-            handle.extractall(raw)
-    root = next(p.parent.parent for p in raw.rglob("images/train2017"))
-    subset = workdir / "coco16b"
-    for kind in ("images", "labels"):
-        (subset / kind / "train2017").mkdir(parents=True, exist_ok=True)
-    for name in names:
-        image = root / "images" / "train2017" / Path(name).name
-        shutil.copy(image, subset / "images" / "train2017" / image.name)
-        label = root / "labels" / "train2017" / f"{image.stem}.txt"
-        shutil.copy(label, subset / "labels" / "train2017" / label.name)
-    coco_yaml = yaml.safe_load(
-        (ROOT / "src/yolo_mlops/ingestion/configs/coco128.yaml").read_text(encoding="utf-8")
-    )
-    dataset_yaml = workdir / "coco16b.yaml"
-    dataset_yaml.write_text(
-        yaml.safe_dump(
-            {
-                "path": str(subset),
-                "train": "images/train2017",
-                "val": "images/train2017",
-                "names": coco_yaml["names"],
-            }
-        )
-    )
-    return dataset_yaml
+    return build_image_subset(archive, workdir, names, "coco16b")
 
 
 def train_seed(
     cache, seed: int, epochs: int, threads: int, run_dir: Path, *, overrides: dict | None = None
 ) -> list[dict]:
-    """Train one seed (unless ``run_dir`` holds a finished run); returns its history rows."""
-    history_file = run_dir / "history.json"
-    if history_file.is_file() and (run_dir / "last.pt").is_file():
-        history = json.loads(history_file.read_text())
-        if len(history) == epochs:
-            logger.info("seed %d: reusing the finished run in %s", seed, run_dir)
-            return history
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Train one seed of the recipe (unless ``run_dir`` holds a finished run); its history."""
     config = recipe(seed, epochs, threads, run_dir) | (overrides or {})
-    if (run_dir / "last.pt").is_file():  # an interrupted run continues exactly
-        config["resume"] = True
-        logger.info("seed %d: resuming the interrupted run in %s", seed, run_dir)
-    started = time.perf_counter()
-    result = Trainer(TrainConfig(**config), cache).fit()
-    history = [row | {"wall_s": time.perf_counter() - started} for row in result.history]
-    history_file.write_text(json.dumps(history))
-    return history
-
-
-def plot_losses(
-    histories: dict[int, list[dict]], reference: pd.DataFrame, out: Path, mode: str
-) -> None:
-    """Overlay our per-epoch losses (one line per seed) on the reference run's ``results.csv``."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
-    for ax, key in zip(axes, LOSS_KEYS, strict=True):
-        ax.plot(
-            reference["epoch"], reference[key], color="black", lw=2, label="Ultralytics 8.4.190"
-        )
-        for seed, history in histories.items():
-            ax.plot(
-                [row["epoch"] for row in history],
-                [row[key] for row in history],
-                lw=1,
-                alpha=0.8,
-                label=f"ours ({mode}), seed {seed}",
-            )
-        ax.set_title(key)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("epoch-mean loss")
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.suptitle(f"coco16b: training losses, ours ({mode}) vs the reference run (fp32)")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    return train_run(cache, config, run_dir)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -210,8 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not (ANCHOR / "val.json").is_file():
         raise SystemExit(f"the coco16b anchor is not at {ANCHOR}")
     reference_val = json.loads((ANCHOR / "val.json").read_text())["val"]
-    reference_losses = pd.read_csv(ANCHOR / "results.csv")
-    reference_losses.columns = [c.strip() for c in reference_losses.columns]
+    reference_losses = read_reference_losses(ANCHOR / "results.csv")
 
     overrides = {}
     for item in args.set:
@@ -247,7 +164,8 @@ def main(argv: list[str] | None = None) -> dict:
     plot = args.out.with_name(f"{args.out.stem}_losses.png")
     plot.parent.mkdir(parents=True, exist_ok=True)
     mode = precision(overrides)
-    plot_losses(histories, reference_losses, plot, mode)
+    title = f"coco16b: training losses, ours ({mode}) vs the reference run (fp32)"
+    plot_overlay({mode: histories}, {0: reference_losses}, plot, title)
 
     mean = {
         size: {k: statistics.mean(s[size][k] for s in scores.values()) for k in METRICS}
@@ -272,14 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
         "train_wall_s": {str(s): h[-1].get("wall_s") for s, h in histories.items()},
         "reference_train_wall_s": 1511,
         "loss_plot": str(plot.relative_to(ROOT)) if plot.is_relative_to(ROOT) else str(plot),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "bf16_native": native_bf16(),
-        },
+        "machine": machine_record(),
     }
     logger.info("precision: %s", mode)
     header = f"{'':>14} " + " ".join(f"{k:>10}" for k in METRICS)

@@ -6,7 +6,8 @@ tag, its DVC stage and its Kubeflow task: ``ingest``, ``validate``, ``preprocess
 ``end_to_end`` (all seven stages), which is also registered as ``training`` (the README's entry
 point) and ``__default__``. ``export`` reads the trained checkpoint and the image cache;
 ``register`` logs its files with the version and reads its report (the parity gate).
-``predict`` (batch prediction) is registered alone, outside the chains.
+``predict`` (batch prediction) and ``tune`` (hyperparameter search, docs/tune.md) are registered
+alone, outside the chains.
 
 The stage pipelines are imported explicitly (not discovered with ``find_pipelines``): Kedro 1.7's
 discovery loads only the folders named on the command line, and the chains span several folders.
@@ -26,6 +27,7 @@ from yolo_mlops.pipelines import (
     preprocess,
     register,
     train,
+    tune,
     validate,
 )
 
@@ -63,4 +65,6 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["evaluate"] = evaluate.create_pipeline(standalone=True)
     # Batch prediction with any checkpoint or exported file (predict.model): not a stage.
     pipelines["predict"] = predict.create_pipeline()
+    # Hyperparameter search over `training` / `preprocessing.augment` (docs/tune.md): not a stage.
+    pipelines["tune"] = tune.create_pipeline()
     return pipelines

@@ -1,8 +1,9 @@
-"""A registered version's files on local disk, and batch prediction from ``models:/`` URIs.
+"""A registered version's files on local disk; batch prediction and evaluation of ``models:/``.
 
 One small model is registered once in a tmp sqlite store (with its ONNX export, serving backend
 ``onnxruntime``); predicting from ``models:/<name>@champion`` must give the rows predicting from
-the same ``.onnx`` file gives.
+the same ``.onnx`` file gives, and evaluating it the metrics of that file (its checkpoint's with
+``backend: torch``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import pandas as pd
 import pytest
 
 from tests.pipelines.predict.helpers import run_predict
+from tests.pipelines.preprocess.helpers import synthetic_cache
 from tests.tracking.export_helpers import export_report, export_small_model, small_checkpoint
 from tests.tracking.helpers import embedded_store, start_run
+from yolo_mlops.pipelines.evaluate.evaluation import EvaluationParams, checkpoint_weights
+from yolo_mlops.pipelines.evaluate.nodes import evaluate_model
 from yolo_mlops.pipelines.params import parse_params
 from yolo_mlops.pipelines.predict.predicting import PredictParams, model_file
 from yolo_mlops.tracking import run as tracking_run
@@ -112,3 +116,32 @@ def test_predict_from_a_registered_model_equals_predict_from_its_onnx_file(regis
 def test_a_file_model_needs_no_tracking_store(tmp_path):
     params = parse_params(PredictParams, {"source": "x", "model": "m.onnx"}, "predict")
     assert model_file(params, {"uri": "http://127.0.0.1:9/unreachable"}) == Path("m.onnx")
+
+
+def _figures(outputs: dict) -> dict[str, float]:
+    return {k: v for k, v in outputs["metrics"].items() if not k.startswith("speed")}
+
+
+def test_evaluating_a_registered_version_gives_the_metrics_of_its_files(registered, tmp_path):
+    cache = synthetic_cache(tmp_path / "data", imgsz=64)
+    settings = {"device": "cpu", "batch_size": 4, "plot_images": 0, "coco_eval": False,
+                "conf": 0.01, "registry_cache": str(tmp_path / "cache")}  # fmt: skip
+    uri, number = registered["uri"], registered["version"]
+    by_alias = evaluate_model(cache, {**settings, "checkpoint": f"models:/{MODEL}@champion"},
+                              None, tracking_uri=uri)  # fmt: skip
+    from_file = evaluate_model(cache, {**settings, "checkpoint": str(registered["onnx"])}, None)
+    assert _figures(by_alias) == _figures(from_file)
+    assert len(by_alias["val_predictions"]) == len(from_file["val_predictions"]) > 0
+    checkpoint = {**settings, "checkpoint": f"models:/{MODEL}/{number}", "backend": "torch"}
+    by_number = evaluate_model(cache, checkpoint, None, tracking_uri=uri)
+    assert _figures(by_number) == pytest.approx(_figures(from_file), abs=1e-6)
+    assert (tmp_path / "cache" / f"{MODEL}-v{number}" / "artifacts" / "model.pt").is_file()
+
+
+def test_evaluating_an_unknown_registered_version_is_an_error_naming_it(registered, tmp_path):
+    settings = {"checkpoint": f"models:/{MODEL}@nosuch", "registry_cache": str(tmp_path)}
+    # the run-start hook leaves models:/ to the node, which names the URI and the store
+    assert checkpoint_weights(EvaluationParams(**settings)) is None
+    cache = synthetic_cache(tmp_path / "data", imgsz=64, n_images=2)
+    with pytest.raises(RegisteredModelError, match=r"models:/yolo11n-files@nosuch: .*alias"):
+        evaluate_model(cache, settings, None, tracking_uri=registered["uri"])

@@ -24,6 +24,7 @@ from yolo_mlops.pipelines.params import ParameterError, parse_params
 from yolo_mlops.pipelines.predict.predicting import PredictParams
 from yolo_mlops.pipelines.preprocess.nodes import PreprocessingParams
 from yolo_mlops.pipelines.register.nodes import RegisterParams
+from yolo_mlops.pipelines.tune.config import TuneParams
 from yolo_mlops.pipelines.validate.nodes import DataValidationParams
 from yolo_mlops.tracking.config import TrackingParams
 from yolo_mlops.yolo.io.checkpoint import read_checkpoint
@@ -47,6 +48,7 @@ PARAMETER_BLOCKS: dict[str, type] = {
     "register": RegisterParams,
     "predict": PredictParams,
     "tracking": TrackingParams,
+    "tune": TuneParams,
 }
 
 

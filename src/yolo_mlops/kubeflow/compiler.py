@@ -39,6 +39,7 @@ from yolo_mlops.kubeflow.parameters import (
     configured_kedro_keys,
     parameter_defaults,
 )
+from yolo_mlops.kubeflow.secrets import SecretEnv, use_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,9 @@ class CompileOptions:
             nodes (``gpu`` per node) instead of training in its own pod.
         trainjob_runtime: the ``ClusterTrainingRuntime`` of that TrainJob.
         keep_trainjob: leave the TrainJob after it ends (default: delete it).
+        secrets: Kubernetes Secrets every task reads into its environment (e.g. the tracking
+            server's pipeline account, :data:`~yolo_mlops.kubeflow.secrets.TRACKING_SECRET`);
+            empty by default: a task naming a Secret the namespace lacks does not start.
     """
 
     image: str = "yolo-mlops:latest"
@@ -95,6 +99,7 @@ class CompileOptions:
     train_nodes: int = 1
     trainjob_runtime: str = "torch-distributed"
     keep_trainjob: bool = False
+    secrets: tuple[SecretEnv, ...] = ()
     extra_env: Mapping[str, str] = field(
         default_factory=lambda: {"KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
     )
@@ -173,6 +178,7 @@ def _kubernetes():
 def _configure_container_task(task: dsl.PipelineTask, group: StageGroup, options: CompileOptions):
     for name, value in options.extra_env.items():
         task.set_env_variable(name, value)
+    use_secrets(task, options.secrets)
     if options.pvc or group.name in options.shm_stages:
         k8s = _kubernetes()
     if options.pvc:
@@ -187,12 +193,18 @@ def _configure_container_task(task: dsl.PipelineTask, group: StageGroup, options
         )
     # A multi-node train task only submits the TrainJob: the job's pods get the resources.
     if group.name in options.resource_stages and options.train_nodes <= 1:
-        if options.gpu:
-            task.set_accelerator_type(options.gpu_type).set_accelerator_limit(options.gpu)
-        if options.cpu:
-            task.set_cpu_request(options.cpu).set_cpu_limit(options.cpu)
-        if options.memory:
-            task.set_memory_request(options.memory).set_memory_limit(options.memory)
+        set_resources(task, options)
+
+
+def set_resources(task: dsl.PipelineTask, options: Any) -> None:
+    """Request ``options.gpu`` GPUs of ``options.gpu_type`` and, where set, ``options.cpu`` and
+    ``options.memory`` (request = limit) for ``task``."""
+    if options.gpu:
+        task.set_accelerator_type(options.gpu_type).set_accelerator_limit(options.gpu)
+    if options.cpu:
+        task.set_cpu_request(options.cpu).set_cpu_limit(options.cpu)
+    if options.memory:
+        task.set_memory_request(options.memory).set_memory_limit(options.memory)
 
 
 def build_pipeline(

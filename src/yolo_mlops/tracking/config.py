@@ -8,11 +8,16 @@ Resolution order for the tracking URI (first that is set wins):
 
 The embedded default is always an absolute path built from the project path, so a run started
 from another working directory still writes to the project's store.
+
+Credentials of a tracking server with authentication (docs/team.md) come only from the
+environment (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``, read by MLflow's
+client), never from ``conf/``: a server URI with a password in it is refused.
 """
 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,6 +28,8 @@ DEFAULT_ARTIFACT_DIR = "mlartifacts"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 RUN_ID_ENV = "MLFLOW_RUN_ID"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
+USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"  # read by MLflow's client for HTTP(S) servers
+PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -60,8 +67,27 @@ def default_tracking_uri(project_path: Path) -> str:
 
 
 def resolve_tracking_uri(params: TrackingParams, project_path: Path) -> str:
-    """The tracking URI this run uses (env var, then parameter, then embedded default)."""
-    return os.environ.get(TRACKING_URI_ENV) or params.uri or default_tracking_uri(project_path)
+    """The tracking URI this run uses (env var, then parameter, then embedded default).
+
+    Raises:
+        ValueError: an HTTP(S) URI carries a password (``http://user:secret@host``): it would be
+            recorded in checkpoints and registration records. Credentials come only from
+            ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``.
+    """
+    if os.environ.get(TRACKING_URI_ENV):
+        return _without_password(os.environ[TRACKING_URI_ENV], f"${TRACKING_URI_ENV}")
+    if params.uri:
+        return _without_password(params.uri, "the tracking.uri parameter")
+    return default_tracking_uri(project_path)
+
+
+def _without_password(uri: str, source: str) -> str:
+    if is_http(uri) and urllib.parse.urlsplit(uri).password:  # a database URI needs its own
+        raise ValueError(
+            f"{source} contains a password; remove it from the URI and set "
+            f"{USERNAME_ENV} and {PASSWORD_ENV} in the environment instead"
+        )
+    return uri
 
 
 def resolve_experiment(params: TrackingParams) -> str:

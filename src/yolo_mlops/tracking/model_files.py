@@ -3,7 +3,8 @@
 The export stage's outputs (``data/06_models/export`` and ``data/08_reporting/export.json``)
 travel with the version as :class:`ExportedModels`: each file of the report's ``artifacts`` is
 logged under the report's name for it (``onnx`` → ``model.onnx``, ``int8`` →
-``model_int8.onnx``), the report itself as ``export_report``, the checkpoint as ``checkpoint``.
+``model_int8.onnx``; an OpenVINO IR's ``.xml`` and, as ``<name>_weights``, its ``.bin``), the
+report itself as ``export_report``, the checkpoint as ``checkpoint``.
 The pip requirements follow the serving backend: ``onnxruntime`` pins ``onnxruntime`` and no
 torch (a smaller serving image), ``torch`` pins ``torch`` and ``torchvision``.
 """
@@ -49,6 +50,9 @@ class ExportedModels:
             path = self.files.get(str(record.get("file")))
             if path is not None:
                 found[name] = Path(path)
+            weights = self.files.get(str(record.get("weights")))
+            if path is not None and weights is not None:  # an OpenVINO IR's .bin, beside its .xml
+                found[f"{name}_weights"] = Path(weights)
         return found
 
 

@@ -6,7 +6,9 @@ better when the margin is 0); with no champion yet, clearing the floor is enough
 whose export report (``export.json``) says a gated export (the fp32 ONNX model) failed its
 parity check is never promoted, whatever its mAP50-95. The champion's
 figure is read from its ``mAP50-95`` version tag. :mod:`.registry` writes the decision and its
-numbers as version tags (``promotion.*``), run tags and run metrics (``verdict/*``).
+numbers as version tags (``promotion.*``), run tags and run metrics (``verdict/*``), holding
+the registered model's promotion lock (:mod:`.promotion_lock`) from reading the champion to
+moving the aliases, so concurrent pipelines are gated one after another.
 """
 
 from __future__ import annotations

@@ -15,7 +15,11 @@ Registry review uses aliases and tags only (stages are deprecated in MLflow 3):
 - the gate (:mod:`.promotion`) moves ``champion`` to the new version when its mAP50-95 clears
   the floor and beats the current champion's by the margin, and never when the export report
   says the fp32 export failed parity. The decision and its numbers are
-  written as version tags (``promotion.*``), run tags and run metrics (``verdict/*``).
+  written as version tags (``promotion.*``), run tags and run metrics (``verdict/*``);
+- registering, reading the champion, deciding and moving the aliases run under the registered
+  model's promotion lock (:mod:`.promotion_lock`), so N pipelines finishing together leave the
+  champion the gate picks serially (in version order); a version that loses an alias is marked
+  (:mod:`.alias_moves`), so its card's "Aliases now" line is visibly history.
 """
 
 from __future__ import annotations
@@ -35,7 +39,15 @@ from mlflow.entities import LoggedModelStatus, Metric
 from mlflow.models import Model
 
 import yolo_mlops
-from yolo_mlops.tracking import lineage, model_card, pyfunc_model, registry_review, reports
+from yolo_mlops.tracking import (
+    alias_moves,
+    lineage,
+    model_card,
+    promotion_lock,
+    pyfunc_model,
+    registry_review,
+    reports,
+)
 from yolo_mlops.tracking.model_files import (
     ExportedModels,
     example_input,
@@ -75,6 +87,7 @@ class Registration:
             :data:`pyfunc_model.DEFAULT_SERVING_LIMITS`.
         serving_backend: ``onnxruntime`` (the exported ``model.onnx``, no torch in the pip
             requirements) or ``torch`` (the checkpoint).
+        lock: how long the promotion lock's lease lasts and how long a registration waits.
     """
 
     model_name: str
@@ -84,6 +97,7 @@ class Registration:
     predict_defaults: Mapping[str, Any] = field(default_factory=dict)
     serving_limits: Mapping[str, Any] = field(default_factory=dict)
     serving_backend: str = "torch"
+    lock: promotion_lock.LockSettings = field(default_factory=promotion_lock.LockSettings)
 
 
 @dataclass(frozen=True)
@@ -166,21 +180,29 @@ def log_and_register(
     headline = {key: read_metric(metrics, key) for key, *_ in model_card.HEADLINE_METRICS}
 
     _ensure_eval_metrics(client, run.run_id, metrics)
-    logged = _log_model(run, (checkpoint, exported), registration, facts, headline)
-    decision, champion = _gate(client, registration, headline["mAP50-95"], exported.report)
-    tags = _version_tags(checkpoint, facts, headline, decision)
-    aliases = _tag_version(client, registration, logged.version, tags, decision.promoted)
-
+    model_id, model_uri = _log_model(run, (checkpoint, exported), registration, facts, headline)
     registry_review.log_dataset_input(client, run.run_id, project_path, facts.dataset)
-    card = _model_card(
-        registration, facts, logged, decision, checkpoint, headline=headline, champion=champion,
-        export_report=exported.report,
-    )  # fmt: skip
-    policy = registration.policy
-    transition = registry_review.describe(
-        client, card, min_map50_95=policy.min_map50_95, min_improvement=policy.min_improvement
-    )
+    # One version at a time per registered model: register, read the champion, decide, move
+    # the aliases and write the cards (see promotion_lock for how, across machines).
+    holder = promotion_lock.holder_id(run.run_id)
+    with promotion_lock.held(client, registration.model_name, holder, registration.lock):
+        version = _register_version(run, registration.model_name, model_uri)
+        logged = _LoggedVersion(model_id=model_id, model_uri=model_uri, version=version)
+        decision, champion = _gate(client, registration, headline["mAP50-95"], exported.report)
+        tags = _version_tags(checkpoint, facts, headline, decision)
+        before = alias_moves.holders(client, registration.model_name, _aliases(registration))
+        aliases = _tag_version(client, registration, logged.version, tags, decision.promoted)
+        alias_moves.note_moves(client, registration.model_name, before, logged.version, run.run_id)
+        card = _model_card(
+            registration, facts, logged, decision, checkpoint, headline=headline,
+            champion=champion, export_report=exported.report,
+        )  # fmt: skip
+        policy = registration.policy
+        transition = registry_review.describe(
+            client, card, min_map50_95=policy.min_map50_95, min_improvement=policy.min_improvement
+        )
     record_verdict(client, card, decision)
+    alias_moves.complete_lost_run(client, run.run_id)
     return {
         "status": "registered",
         "model_name": registration.model_name,
@@ -225,9 +247,9 @@ def _log_model(
     registration: Registration,
     facts: _RunFacts,
     headline: Mapping[str, float],
-) -> _LoggedVersion:
+) -> tuple[str, str]:
     """Log the pyfunc model (``payload``: the checkpoint and the exported files) into the run's
-    experiment and register it as a new version."""
+    experiment; ``(logged model id, model URI)``. Registering is left to the locked section."""
     checkpoint, exported = payload
     backend = registration.serving_backend
     name = registration.model_name
@@ -251,16 +273,23 @@ def _log_model(
             },
             input_example=example_input(),
             pip_requirements=pinned_requirements(backend),
-            registered_model_name=name,
             run_id=run.run_id,
         )
     run.client.finalize_logged_model(logged_id, LoggedModelStatus.READY)
-    version = str(info.registered_model_version)
-    logger.info(
-        "MLflow: logged model %s (serving backend %s), registered %s v%s",
-        info.model_uri, backend, name, version,
-    )  # fmt: skip
-    return _LoggedVersion(model_id=logged_id, model_uri=info.model_uri, version=version)
+    logger.info("MLflow: logged model %s (serving backend %s)", info.model_uri, backend)
+    return logged_id, info.model_uri
+
+
+def _register_version(run: TrackedRun, name: str, model_uri: str) -> str:
+    """Register ``model_uri`` as a new version of ``name`` (created when missing)."""
+    with using_tracking_uri(run.uri):
+        version = str(mlflow.register_model(model_uri, name).version)
+    logger.info("MLflow: registered %s v%s from %s", name, version, model_uri)
+    return version
+
+
+def _aliases(registration: Registration) -> tuple[str, str]:
+    return registration.challenger_alias, registration.champion_alias
 
 
 def _create_logged_model(

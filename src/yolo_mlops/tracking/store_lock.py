@@ -4,6 +4,9 @@ MLflow creates the sqlite schema on first use. Two ``kedro run``s started togeth
 folder both try, and one fails with ``table ... already exists`` (which would be reported as an
 unreachable store, and the run would train untracked). An exclusive ``flock`` on
 ``<db>.lock`` around the first contact makes the second process wait until the schema exists.
+
+It serialises one machine's processes only; promotions are serialised for every store, across
+machines, by :mod:`.promotion_lock`.
 """
 
 from __future__ import annotations

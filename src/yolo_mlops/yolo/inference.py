@@ -2,15 +2,18 @@
 
 Evaluation (:func:`yolo_mlops.yolo.eval.evaluate.evaluate`), the registered MLflow model and the
 inference benchmark all call these functions, so what a reviewer measures is what serving runs
-(design §2). Two backends run the model:
+(design §2). Three backends run the model:
 
 * ``torch``: a :class:`~yolo_mlops.yolo.model.network.YOLO11` (any ``nn.Module`` returning the
   three raw maps); decoding and NMS in torch;
-* ``onnxruntime``: an exported file opened as
+* ``onnxruntime``: an exported ``.onnx`` opened as
   :class:`~yolo_mlops.yolo.export.runtime.OnnxRuntimeDetector`, whose graph returns the decoded
-  predictions; NMS in numpy (:mod:`yolo_mlops.yolo.export.postprocess`, the same rules).
+  predictions; NMS in numpy (:mod:`yolo_mlops.yolo.export.postprocess`, the same rules);
+* ``openvino``: an OpenVINO IR ``.xml`` (or an ``.onnx``) opened as
+  :class:`~yolo_mlops.yolo.export.openvino_ir.OpenVinoDetector` (the optional ``openvino``
+  package); the same interface, NMS in numpy.
 
-:func:`load_detector` opens either from a file. :func:`detect` takes a batch that is already
+:func:`load_detector` opens any of them from a file. :func:`detect` takes a batch that is already
 letterboxed (``uint8 [B, 3, H, W]`` RGB, H and W multiples of 32) and returns per-image detections
 in that input's pixels, timing the preprocess / inference (forward + decode) / NMS split if asked.
 :func:`detect_images` takes decoded images of any size (HWC BGR ``uint8``), letterboxes them as the
@@ -41,12 +44,14 @@ from yolo_mlops.yolo.model.decode import decode
 from yolo_mlops.yolo.model.postprocess import non_max_suppression
 
 if TYPE_CHECKING:
-    from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector
+    from yolo_mlops.yolo.export.runtime import ExportedDetector
 
 #: Keys of the timing split :func:`detect` adds to (seconds, summed over calls).
 TIMING_KEYS = ("preprocess", "inference", "nms")
 #: Backends :func:`load_detector` opens.
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "openvino")
+#: The backend a file suffix gets by default (anything else: ``torch``).
+SUFFIX_BACKENDS = {".onnx": "onnxruntime", ".xml": "openvino"}
 
 __all__ = [
     "BACKENDS",
@@ -85,23 +90,29 @@ def load_detector(
     num_classes: int | None = None,
     device: str | torch.device = "cpu",
     threads: int | None = None,
-) -> nn.Module | OnnxRuntimeDetector:
+) -> nn.Module | ExportedDetector:
     """Open a model file for :func:`detect` / :func:`detect_images`.
 
     Args:
-        source: a checkpoint (ours or Ultralytics' ``.pt``) or an exported ``.onnx``.
-        backend: ``"torch"`` or ``"onnxruntime"``; by default ``onnxruntime`` for ``.onnx`` files.
+        source: a checkpoint (ours or Ultralytics' ``.pt``), an exported ``.onnx`` or an
+            OpenVINO IR ``.xml``.
+        backend: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``; by default the one of the
+            file's suffix (:data:`SUFFIX_BACKENDS`). ``openvino`` also runs an ``.onnx``.
         num_classes: when given, a model predicting another class count is an error naming
             the file.
         device: torch backend only (the model is BatchNorm-fused and moved there).
-        threads: onnxruntime backend only: intra-op threads (default: all cores).
+        threads: exported backends only: intra-op threads (default: all cores).
     """
-    backend = backend or ("onnxruntime" if Path(source).suffix == ".onnx" else "torch")
+    backend = backend or SUFFIX_BACKENDS.get(Path(source).suffix.lower(), "torch")
+    # Runtimes imported here so that torch-only users need not load them.
     if backend == "onnxruntime":
-        # Imported here so that torch-only users need not load onnxruntime.
         from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector
 
         return OnnxRuntimeDetector(source, num_classes=num_classes, threads=threads)
+    if backend == "openvino":
+        from yolo_mlops.yolo.export.openvino_ir import OpenVinoDetector
+
+        return OpenVinoDetector(source, num_classes=num_classes, threads=threads)
     if backend != "torch":
         raise ValueError(f"unknown inference backend {backend!r}; choose one of {BACKENDS}")
     model = load_checkpoint(source).fuse().to(device).eval()
@@ -128,9 +139,9 @@ def _add_times(times: MutableMapping[str, float] | None, marks: Sequence[float])
 
 
 def _detect_exported(
-    model: OnnxRuntimeDetector, images: torch.Tensor, settings: dict[str, Any], times
+    model: ExportedDetector, images: torch.Tensor, settings: dict[str, Any], times
 ) -> list[torch.Tensor]:
-    """:func:`detect` for the ``onnxruntime`` backend: numpy in, numpy NMS, tensors out."""
+    """:func:`detect` for an exported model (any runtime): numpy in, numpy NMS, tensors out."""
     start = time.perf_counter()
     batch = images.cpu().numpy()
     if batch.dtype == np.uint8:
@@ -146,7 +157,7 @@ def _detect_exported(
 
 @torch.inference_mode()
 def detect(
-    model: nn.Module | OnnxRuntimeDetector,
+    model: nn.Module | ExportedDetector,
     images: torch.Tensor,
     *,
     conf: float = 0.25,
@@ -192,7 +203,7 @@ def detect(
 
 
 def detect_images(
-    model: nn.Module | OnnxRuntimeDetector,
+    model: nn.Module | ExportedDetector,
     images: Sequence[np.ndarray],
     imgsz: int,
     *,

@@ -77,6 +77,7 @@ def _catalog(root: Path, cache, parameters: dict, checkpoint: dict | None) -> Da
     catalog = DataCatalog.from_config(config)
     catalog["image_cache"] = MemoryDataset(cache, copy_mode="assign")
     catalog["params:evaluation"] = MemoryDataset(parameters)
+    catalog["params:tracking.uri"] = MemoryDataset(None)  # read for models:/ checkpoints only
     if checkpoint is not None:
         catalog["model_checkpoint"] = MemoryDataset(checkpoint, copy_mode="assign")
     return catalog

@@ -69,6 +69,7 @@ def test_pipeline_writes_fp32_and_int8_models_and_a_report(run, checkpoint_file)
     assert files == ["model.onnx", "model_int8.onnx"]
     report = json.loads((run / "export.json").read_text())
     assert report["imgsz"] == IMGSZ and report["opset"] == 18
+    assert report["simplified"] is True and report["onnx_nodes"] > 0
     assert report["calibration"] == {"split": "train", "images": 3, "seed": 0}
     fp32, int8 = report["artifacts"]["onnx"], report["artifacts"]["int8"]
     assert fp32["parity_passed"] and fp32["parity_gated"] and not int8["parity_gated"]
@@ -103,6 +104,18 @@ def test_fp32_only_writes_no_int8_file_and_removes_a_stale_one(cache, checkpoint
     onnx.checker.check_model(str(folder.load()["model.onnx"]))
 
 
+def test_openvino_writes_the_ir_and_its_weights_with_gated_parity(cache, checkpoint_file):
+    pytest.importorskip("openvino", reason="the optional openvino package is not installed")
+    checkpoint = CheckpointDataset(filepath=str(checkpoint_file)).load()
+    outputs = export_model(checkpoint, cache, {**PARAMS, "formats": ["onnx", "openvino"]})
+    files = outputs["exported_models"]
+    assert sorted(files) == ["model.onnx", "model_openvino.bin", "model_openvino.xml"]
+    record = outputs["export_report"]["artifacts"]["openvino"]
+    assert record["file"] == "model_openvino.xml" and record["weights"] == "model_openvino.bin"
+    assert record["parity_gated"] and record["parity_passed"]
+    assert record["parity"]["max_score_diff"] < 1e-4
+
+
 def test_an_export_failing_parity_stops_the_run(cache, checkpoint_file, monkeypatch):
     def far_off(*args, **kwargs):
         return Parity(images=2, max_score_diff=0.3, max_box_diff_px=4.0, max_box_diff_rel=0.1)
@@ -117,7 +130,7 @@ def test_an_export_failing_parity_stops_the_run(cache, checkpoint_file, monkeypa
     ("parameters", "message"),
     [
         ({"formats": ["int8", "onnx"]}, "must start with 'onnx'"),
-        ({"formats": ["onnx", "openvino"]}, r"export\.formats\[1\]"),
+        ({"formats": ["onnx", "tensorrt"]}, r"export\.formats\[1\]"),
         ({"imgsz": 100}, "multiple of 32"),
         ({"calibration_images": 0}, ">= 1"),
         ({"calibrate": 4}, r"export\.calibrate"),

@@ -1,4 +1,4 @@
-"""ONNX parity on real images: the reference-trained YOLO11n on COCO128, exported and run by ORT.
+"""Parity on real images: the reference-trained YOLO11n on COCO128, exported, in ORT and OpenVINO.
 
 Needs ``../shared`` (COCO128 and ``yolo11n_coco16_ultralytics.pt``); skipped with the reason
 otherwise.
@@ -86,3 +86,28 @@ def test_detections_without_torch_equal_the_pytorch_path(exported) -> None:
         np.testing.assert_array_equal(mine.classes, theirs.classes)
         np.testing.assert_allclose(mine.boxes, theirs.boxes, rtol=0, atol=0.5)
         np.testing.assert_allclose(mine.scores, theirs.scores, rtol=0, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def openvino_detector(exported, tmp_path_factory):
+    """The same export converted to OpenVINO IR (skipped without the optional package)."""
+    pytest.importorskip("openvino", reason="the optional openvino package is not installed")
+    from yolo_mlops.yolo.export.openvino_ir import OpenVinoDetector, export_openvino
+
+    _, detector, _ = exported
+    xml = export_openvino(detector.path, tmp_path_factory.mktemp("openvino") / "yolo11n.xml")
+    return OpenVinoDetector(xml, num_classes=80)
+
+
+@pytest.mark.parametrize("imgsz", [320, 640])
+def test_openvino_output_matches_pytorch_alone_and_on_a_rectangular_batch(
+    exported, openvino_detector, imgsz
+) -> None:
+    model, _, images = exported
+    for image in images[:2]:
+        batch, _ = letterbox_batch([image], imgsz)
+        assert_decoded_close(*_decoded_pair(model, openvino_detector, batch))
+    if imgsz == 320:  # the batch of 16 at 640 adds ~10 s and nothing the ONNX test lacks
+        boxed = [letterbox(image, (224, 320), scaleup=True).image[..., ::-1] for image in images]
+        batch = np.ascontiguousarray(np.stack(boxed).transpose(0, 3, 1, 2))  # 16 images
+        assert_decoded_close(*_decoded_pair(model, openvino_detector, batch))

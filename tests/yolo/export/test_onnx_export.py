@@ -52,7 +52,7 @@ def test_export_records_its_metadata_and_passes_the_checker(model, onnx_path) ->
     assert metadata["nc"] == str(NUM_CLASSES) and metadata["imgsz"] == "320"
     assert metadata["checkpoint_sha256"] == "ab" * 32
     assert metadata["yolo_mlops_version"] == LIBRARY_VERSION
-    assert metadata["opset"] == str(DEFAULT_OPSET)
+    assert metadata["opset"] == str(DEFAULT_OPSET) and metadata["simplified"] == "true"
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [DEFAULT_OPSET]
     dims = [
         [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]

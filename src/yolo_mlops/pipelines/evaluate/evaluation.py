@@ -19,12 +19,19 @@ defaults are those of ``conf/base/parameters_evaluation.yml`` and of the referen
 the parity figures are at 16, equal to the reference's to 5 decimals on its checkpoints), conf
 0.001, iou 0.7, max_det 300; device ``auto`` (cuda, then mps, then cpu).
 
-Which model the node evaluates (:func:`select_checkpoint`):
+Which model the node evaluates (:func:`open_model`):
 
-* ``evaluation.checkpoint`` ending in ``.onnx`` → that exported file, run by ONNX Runtime on the
-  CPU (:class:`~yolo_mlops.yolo.export.runtime.OnnxRuntimeDetector`): the same rectangular
-  batches, NMS and metric rules; its class count must be the dataset's; ``imgsz`` defaults to the
-  size recorded in the file;
+* ``evaluation.checkpoint`` a registered version, ``models:/<name>@<alias>`` or
+  ``models:/<name>/<version>`` → its file, downloaded once into ``evaluation.registry_cache``
+  from the ``tracking`` block's store, as ``predict.model`` is
+  (:mod:`yolo_mlops.pipelines.registered_model`): its ``model.onnx`` with ``backend`` ``auto``,
+  ``onnxruntime`` or ``openvino`` (its checkpoint when it has none), its checkpoint with
+  ``torch``; then evaluated as that file is;
+* ``evaluation.checkpoint`` ending in ``.onnx`` (or an OpenVINO IR ``.xml``) → that exported
+  file, run on the CPU by ONNX Runtime
+  (:class:`~yolo_mlops.yolo.export.runtime.OnnxRuntimeDetector`) or, with ``backend: openvino``
+  or an ``.xml``, by OpenVINO: the same rectangular batches, NMS and metric rules; its class
+  count must be the dataset's; ``imgsz`` defaults to the size recorded in the file;
 * ``evaluation.checkpoint`` set otherwise → that file (ours or an Ultralytics ``.pt``), an
   official name (``yolo11n.pt``) or an ``http(s)://`` URL, fetched into the weights cache
   (:func:`checkpoint_weights`) and read with the restricted unpickler;
@@ -41,7 +48,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,6 +59,7 @@ from yolo_mlops.ingestion.dataset_yaml import label_path, parse_dataset_yaml
 from yolo_mlops.ingestion.label_checks import DUPLICATE_ROW, check_image, read_labels
 from yolo_mlops.ingestion.weights_cache import BaseWeights, fetch_weights
 from yolo_mlops.pipelines.params import parse_params
+from yolo_mlops.pipelines.registered_model import is_registered, local_model_file
 from yolo_mlops.yolo.boxes import xywh_to_xyxy
 from yolo_mlops.yolo.data.eval_data import (
     EvalImages,
@@ -65,14 +74,15 @@ from yolo_mlops.yolo.io.checkpoint import model_from_checkpoint, read_checkpoint
 from yolo_mlops.yolo.io.weights import OFFICIAL_BASE_URL, check_sha256
 
 if TYPE_CHECKING:
-    from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector
+    from yolo_mlops.yolo.export.runtime import ExportedDetector
 
 logger = logging.getLogger(__name__)
 
 BLOCK = "evaluation"
 STRIDE = 32  # canvas sides are multiples of the largest model stride
 DEFAULT_CHECKPOINT = "data/06_models/best.pt"
-EXPORTED_SUFFIX = ".onnx"  # evaluation.checkpoint of this suffix runs in ONNX Runtime
+EXPORTED_SUFFIXES = (".onnx", ".xml")  # run by ONNX Runtime / OpenVINO, not torch
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 LABEL_TOLERANCE = 0.01  # coordinates may exceed [0, 1] by 1 % (the reference's label check)
 
 
@@ -82,6 +92,8 @@ class EvaluationParams:
     those of the module docstring, for the node and for :func:`evaluate_checkpoint` alike."""
 
     checkpoint: str | None = ""  # ""/None = the trained model (model_checkpoint / best.pt)
+    backend: str = "auto"  # auto (suffix; models:/ → model.onnx), torch, onnxruntime, openvino
+    registry_cache: str = "data/06_models/registry"  # where models:/ files are downloaded
     checkpoint_sha256: str | None = None  # expected sha256 of the checkpoint file
     weights_base_url: str = OFFICIAL_BASE_URL  # where official names (yolo11n.pt) resolve
     split: str = "val"
@@ -113,38 +125,51 @@ class EvaluationParams:
                 f"imgsz must be 0 (the checkpoint's training size) or >= {STRIDE}, and a multiple "
                 f"of {STRIDE} when rect is false; got {self.imgsz}"
             )
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         check_sha256(self.checkpoint_sha256, "evaluation.checkpoint_sha256")
         object.__setattr__(self, "checkpoint", self.checkpoint or "")  # frozen dataclass
 
 
 def is_exported(source: str | os.PathLike[str] | None) -> bool:
-    """Whether ``source`` names an exported model (a ``.onnx`` file) rather than a checkpoint."""
-    return bool(source) and Path(source).suffix.lower() == EXPORTED_SUFFIX
+    """Whether ``source`` names an exported model (``.onnx``, ``.xml``) rather than a checkpoint."""
+    return bool(source) and Path(source).suffix.lower() in EXPORTED_SUFFIXES
 
 
-def open_exported(source: str | os.PathLike[str], names: list[str]) -> OnnxRuntimeDetector:
-    """An exported ``.onnx`` in ONNX Runtime, checked against the dataset's class count.
+def open_exported(
+    source: str | os.PathLike[str], names: list[str] | None, backend: str = "auto"
+) -> ExportedDetector:
+    """An exported file in ONNX Runtime or OpenVINO (``backend``; ``auto``: by suffix), checked
+    against the dataset's class count (``names``; None: no check).
 
     Raises:
         FileNotFoundError: no such file. OnnxModelError: unreadable, truncated, a wrong output
             shape, or another class count than ``names`` (each naming the file).
+        ValueError: ``backend`` is ``torch``.
     """
-    from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector  # onnxruntime only when used
+    if backend == "torch":
+        raise ValueError(
+            f"evaluation.checkpoint={str(source)!r} is an exported model; evaluation.backend "
+            "torch runs checkpoints: use auto, onnxruntime or openvino"
+        )
+    from yolo_mlops.yolo.inference import load_detector  # the runtimes only when used
 
-    detector = OnnxRuntimeDetector(source, num_classes=len(names))
-    if detector.names != names:
+    count = None if names is None else len(names)
+    chosen = None if backend == "auto" else backend
+    detector = load_detector(source, chosen, num_classes=count)
+    if names is not None and detector.names != names:
         logger.warning("%s: class names differ from the dataset's; using the dataset's", source)
     return detector
 
 
 def run_evaluation(
-    model: dict[str, Any] | OnnxRuntimeDetector,
+    model: dict[str, Any] | ExportedDetector,
     images: EvalImages,
     names: list[str],
     params: EvaluationParams,
 ) -> EvalResult:
-    """A checkpoint's model (on ``params.device``) or an exported model (ONNX Runtime, CPU)
-    over ``images`` with the settings of ``params`` (see the module)."""
+    """A checkpoint's model (on ``params.device``) or an exported model (ONNX Runtime or
+    OpenVINO, CPU) over ``images`` with the settings of ``params`` (see the module)."""
     if isinstance(model, dict):
         model = model_from_checkpoint(model).to(select_device(params.device))
     loader = build_letterbox_loader(
@@ -159,13 +184,16 @@ def run_evaluation(
 # ----------------------------------------------------------------------------- the node's way
 def checkpoint_weights(params: EvaluationParams) -> BaseWeights | None:
     """``evaluation.checkpoint`` fetched (a name or URL, into the weights cache) and checked;
-    None when it is empty or an exported ``.onnx`` (a local file, checked when opened). The
-    run-start hook calls it too: the node then finds the file cached."""
+    None when it is empty, a registered version (``models:/``, resolved by the node) or an
+    exported file (a local file, checked when opened). The run-start hook calls it too: the
+    node then finds the file cached."""
+    if is_registered(params.checkpoint):
+        return None
     if is_exported(params.checkpoint):
         if not Path(params.checkpoint).is_file():
             raise FileNotFoundError(
-                f"evaluation.checkpoint={params.checkpoint!r}: no such ONNX file; export one with "
-                "`kedro run --pipelines export` or fix the path"
+                f"evaluation.checkpoint={params.checkpoint!r}: no such exported file; export one "
+                "with `kedro run --pipelines export` or fix the path"
             )
         return None
     return fetch_weights(
@@ -177,7 +205,8 @@ def checkpoint_weights(params: EvaluationParams) -> BaseWeights | None:
 
 
 def select_checkpoint(params: EvaluationParams, model_checkpoint: dict[str, Any] | None) -> dict:
-    """The checkpoint the node evaluates (see the module docstring)."""
+    """The checkpoint the node evaluates when ``evaluation.checkpoint`` is a checkpoint or
+    empty (see the module docstring)."""
     weights = checkpoint_weights(params)
     if weights is not None:
         logger.info("evaluating %s (evaluation.checkpoint=%s)", weights.path, params.checkpoint)
@@ -200,25 +229,61 @@ def _check_classes(checkpoint: dict[str, Any], names: list[str]) -> None:
         logger.warning("checkpoint class names differ from the dataset's; using the dataset's")
 
 
-def evaluate_cache(
-    image_cache: ImageCache, params: EvaluationParams, model_checkpoint: dict[str, Any] | None
-) -> EvalResult:
-    """Evaluate the selected checkpoint on ``params.split`` of the image cache.
+def _check_backend(params: EvaluationParams) -> None:
+    """An exported backend asked for a checkpoint: an error naming both keys."""
+    if params.backend in ("onnxruntime", "openvino"):
+        raise ValueError(
+            f"evaluation.backend={params.backend} runs exported files but "
+            f"evaluation.checkpoint={params.checkpoint!r} is a checkpoint; export it "
+            "(`kedro run --pipelines export`) and evaluate the .onnx, or use backend auto/torch"
+        )
 
-    Raises:
-        ValueError: the checkpoint predicts another number of classes than the dataset has.
+
+def open_model(
+    params: EvaluationParams,
+    model_checkpoint: dict[str, Any] | None,
+    names: list[str],
+    tracking: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any] | ExportedDetector, int | None]:
+    """The model the node evaluates (a checkpoint dict or an exported model, checked against
+    ``names``) and the image size it records (None: none); see the module docstring.
+
+    ``tracking``: the ``tracking`` block (or ``{"uri": ...}``), read for ``models:/`` only.
     """
-    names = list(image_cache.names)
+    if is_registered(params.checkpoint):
+        wanted = "onnxruntime" if params.backend == "auto" else params.backend
+        path = local_model_file(params.checkpoint, tracking, params.registry_cache, wanted)
+        params = replace(params, checkpoint=str(path), checkpoint_sha256=None)
+        if not is_exported(path):  # a version without an exported file: its checkpoint
+            params = replace(params, backend="torch")
     if is_exported(params.checkpoint):
         checkpoint_weights(params)  # a clear error for a missing file
-        logger.info("evaluating %s in ONNX Runtime (evaluation.checkpoint)", params.checkpoint)
-        model: dict[str, Any] | OnnxRuntimeDetector = open_exported(params.checkpoint, names)
-        trained_size = model.imgsz
-    else:
-        model = select_checkpoint(params, model_checkpoint)
-        _check_classes(model, names)
-        trained_size = int(model["config"].get("imgsz") or image_cache.imgsz)
-    imgsz = params.imgsz or trained_size
+        logger.info("evaluating %s with %s (evaluation.checkpoint)", params.checkpoint,
+                    params.backend)  # fmt: skip
+        detector = open_exported(params.checkpoint, names, params.backend)
+        return detector, detector.imgsz
+    if params.checkpoint:
+        _check_backend(params)
+    checkpoint = select_checkpoint(params, model_checkpoint)
+    _check_classes(checkpoint, names)
+    return checkpoint, checkpoint["config"].get("imgsz")
+
+
+def evaluate_cache(
+    image_cache: ImageCache,
+    params: EvaluationParams,
+    model_checkpoint: dict[str, Any] | None,
+    tracking: Mapping[str, Any] | None = None,
+) -> EvalResult:
+    """Evaluate the selected model on ``params.split`` of the image cache.
+
+    Raises:
+        ValueError: the model predicts another number of classes than the dataset has.
+        RegisteredModelError: ``evaluation.checkpoint`` names no registered version.
+    """
+    names = list(image_cache.names)
+    model, trained_size = open_model(params, model_checkpoint, names, tracking)
+    imgsz = params.imgsz or int(trained_size or image_cache.imgsz)
     images, how = build_eval_images(image_cache, params.split, imgsz)
     logger.info(
         "evaluating at imgsz %d (%s) from %s, %s batches of %d, %s metric rules",
@@ -280,9 +345,9 @@ def evaluate_checkpoint_full(
     predictions in original pixels, speed)."""
     params = parse_params(EvaluationParams, {**options, "imgsz": imgsz or 0}, "options")
     if is_exported(checkpoint_path):
-        from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector
-
-        model: dict[str, Any] | OnnxRuntimeDetector = OnnxRuntimeDetector(checkpoint_path)
+        model: dict[str, Any] | ExportedDetector = open_exported(
+            checkpoint_path, None, params.backend
+        )
         names, size = list(model.names), params.imgsz or model.imgsz
     else:
         model = read_checkpoint(checkpoint_path)

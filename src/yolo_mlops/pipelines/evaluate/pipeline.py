@@ -9,6 +9,9 @@ Two shapes of the same node ``evaluate_model``:
   trained first; the model is ``evaluation.checkpoint`` (default ``data/06_models/best.pt``).
   Kedro has no optional inputs, and a free ``model_checkpoint`` input would be loaded (and fail)
   before the node could look at ``evaluation.checkpoint``; hence the second shape.
+
+Both read ``tracking.uri`` (only the URI: the rest of the tracking block does not change what is
+evaluated) for an ``evaluation.checkpoint`` that names a registered version (``models:/...``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ OUTPUTS = (
 
 def create_pipeline(standalone: bool = False, **kwargs) -> Pipeline:
     """image_cache (+ model_checkpoint unless ``standalone``) → metrics, tables, plots."""
-    inputs = {"image_cache": "image_cache", "parameters": "params:evaluation"}
+    inputs = {
+        "image_cache": "image_cache",
+        "parameters": "params:evaluation",
+        "tracking_uri": "params:tracking.uri",
+    }
     if not standalone:
         inputs["model_checkpoint"] = "model_checkpoint"
     return Pipeline(

@@ -12,9 +12,13 @@ the report:
   else :class:`ExportParityError` stops the run before anything downstream uses it;
 * ``int8`` → ``model_int8.onnx``: static QDQ quantisation with per-channel weights, calibrated on
   ``calibration_images`` training images of the image cache drawn with ``calibration_seed``. Its
-  parity figures are reported, not gated (INT8 is judged by its mAP: ``docs/export.md``).
+  parity figures are reported, not gated (INT8 is judged by its mAP: ``docs/export.md``);
+* ``openvino`` → ``model_openvino.xml`` + ``model_openvino.bin``: OpenVINO IR converted from the
+  fp32 ONNX file (fp32 weights, run at fp32), parity gated as the fp32 ONNX file's. Needs the
+  optional ``openvino`` package.
 
-OpenVINO IR is not offered: the ``openvino`` package is not a dependency of this project.
+``simplify`` runs onnxscript's graph optimiser in the exporter; the report records it and the
+fp32 graph's node count.
 """
 
 from __future__ import annotations
@@ -29,20 +33,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import onnx
 import torch
 
 from yolo_mlops.yolo.data.image_cache import ImageCache
 from yolo_mlops.yolo.export.onnx_export import DEFAULT_OPSET, ExportSettings, export_onnx
 from yolo_mlops.yolo.export.parity import Parity, decoded_parity
 from yolo_mlops.yolo.export.quantize import choose_calibration, quantize_onnx
-from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector
+from yolo_mlops.yolo.export.runtime import ExportedDetector, OnnxRuntimeDetector
 from yolo_mlops.yolo.io.checkpoint import model_from_checkpoint
 
 logger = logging.getLogger(__name__)
 
 BLOCK = "export"
 #: File name of each format inside the ``exported_models`` folder.
-FILE_NAMES = {"onnx": "model.onnx", "int8": "model_int8.onnx"}
+FILE_NAMES = {"onnx": "model.onnx", "int8": "model_int8.onnx", "openvino": "model_openvino.xml"}
+#: Formats whose parity must hold (fp32); INT8's is reported only.
+GATED = ("onnx", "openvino")
 STRIDE = 32
 
 
@@ -54,9 +61,10 @@ class ExportParityError(RuntimeError):
 class ExportParams:
     """The ``export`` parameter block; see ``conf/base/parameters_export.yml``."""
 
-    formats: tuple[Literal["onnx", "int8"], ...] = ("onnx", "int8")
+    formats: tuple[Literal["onnx", "int8", "openvino"], ...] = ("onnx", "int8")
     imgsz: int = 0  # 0 = the training size recorded in the checkpoint
     opset: int = DEFAULT_OPSET
+    simplify: bool = True  # onnxscript's graph optimiser in the exporter
     calibration_split: str = "train"
     calibration_images: int = 64
     calibration_seed: int = 0
@@ -68,7 +76,8 @@ class ExportParams:
     def __post_init__(self) -> None:
         if self.formats[:1] != ("onnx",):
             raise ValueError(
-                f"formats must start with 'onnx' (INT8 is made from it), got {self.formats}"
+                f"formats must start with 'onnx' (INT8 and OpenVINO are made from it), got "
+                f"{self.formats}"
             )
         if len(set(self.formats)) != len(self.formats):
             raise ValueError(f"formats lists a format twice: {self.formats}")
@@ -115,40 +124,67 @@ def _check_parity(record: dict[str, Any], params: ExportParams) -> None:
         )
 
 
+def _convert(name: str, fp32: Path, cache: ImageCache, params: ExportParams, imgsz: int) -> Path:
+    """The file of format ``name`` made from the checked fp32 ONNX file ``fp32``."""
+    target = fp32.parent / FILE_NAMES[name]
+    if name == "int8":
+        chosen = _calibration_indices(cache, params)
+        return quantize_onnx(fp32, target, _cache_images(cache, chosen), imgsz)
+    try:  # optional dependency: imported only when the format is asked for
+        from yolo_mlops.yolo.export.openvino_ir import export_openvino
+    except ImportError as error:
+        raise ImportError(
+            f"export.formats lists 'openvino' but OpenVINO cannot be imported ({error}); "
+            "install it (pip install 'yolo-mlops[openvino]') or drop the format"
+        ) from error
+    return export_openvino(fp32, target)
+
+
+def _open(path: Path, nc: int) -> ExportedDetector:
+    if path.suffix == ".xml":
+        from yolo_mlops.yolo.export.openvino_ir import OpenVinoDetector
+
+        return OpenVinoDetector(path, num_classes=nc)
+    return OnnxRuntimeDetector(path, num_classes=nc)
+
+
 def export_models(
     checkpoint: dict[str, Any], cache: ImageCache, params: ExportParams
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The exported files (name → bytes) and the export report (see the module docstring).
 
     Raises:
-        ExportParityError: the fp32 ONNX model fails its parity check.
+        ExportParityError: the fp32 ONNX or OpenVINO model fails its parity check.
         KeyError: a split the parameters name is not in the image cache.
+        ImportError: ``openvino`` is asked for and not installed.
     """
     model = model_from_checkpoint(checkpoint)
     imgsz = params.imgsz or int(checkpoint["config"].get("imgsz") or cache.imgsz)
     sha256 = checkpoint_sha256(checkpoint)
-    settings = ExportSettings(imgsz=imgsz, opset=params.opset, checkpoint_sha256=sha256)
+    settings = ExportSettings(imgsz=imgsz, opset=params.opset, checkpoint_sha256=sha256,
+                              simplify=params.simplify)  # fmt: skip
     parity_indices = [int(i) for i in cache.indices(params.parity_split)[: params.parity_images]]
     report: dict[str, Any] = {"imgsz": imgsz, "opset": params.opset, "checkpoint_sha256": sha256,
-                              "artifacts": {}}  # fmt: skip
+                              "simplified": params.simplify, "artifacts": {}}  # fmt: skip
     files = {}
     with tempfile.TemporaryDirectory(prefix="export-") as work:
-        path = export_onnx(model, Path(work) / FILE_NAMES["onnx"], settings)
-        for name in params.formats:  # "onnx" first: INT8 is made from the checked fp32 file
+        fp32 = export_onnx(model, Path(work) / FILE_NAMES["onnx"], settings)
+        report["onnx_nodes"] = len(onnx.load(str(fp32), load_external_data=False).graph.node)
+        for name in params.formats:  # "onnx" first: the others are made from the checked file
+            path = fp32 if name == "onnx" else _convert(name, fp32, cache, params, imgsz)
             if name == "int8":
-                chosen = _calibration_indices(cache, params)
-                path = quantize_onnx(path, Path(work) / FILE_NAMES["int8"],
-                                     _cache_images(cache, chosen), imgsz)  # fmt: skip
-                report["calibration"] = {
-                    "split": params.calibration_split,
-                    "images": len(chosen),
-                    "seed": params.calibration_seed,
-                }
-            detector = OnnxRuntimeDetector(path, num_classes=model.nc)
+                report["calibration"] = {"split": params.calibration_split,
+                                         "images": len(_calibration_indices(cache, params)),
+                                         "seed": params.calibration_seed}  # fmt: skip
+            detector = _open(path, model.nc)
             parity = decoded_parity(model, detector, _cache_images(cache, parity_indices), imgsz)
-            record = _artifact(path, parity, params, gated=name == "onnx")
+            record = _artifact(path, parity, params, gated=name in GATED)
             logger.info("export %s: %s", name, record)
             _check_parity(record, params)
             report["artifacts"][name] = record
             files[path.name] = path.read_bytes()
+            if path.suffix == ".xml":  # the IR's weights, beside it
+                weights = path.with_suffix(".bin")
+                record["weights"] = weights.name
+                files[weights.name] = weights.read_bytes()
     return files, report

@@ -2,8 +2,9 @@
 
 :class:`PredictParams` is the ``predict`` parameter block (``conf/base/parameters_predict.yml``).
 :func:`predict_source` opens ``predict.model`` (a checkpoint, ours or Ultralytics', an exported
-``.onnx`` run by ONNX Runtime, or a registered version ``models:/name@alias`` /
-``models:/name/N``, whose file is downloaded once into ``predict.registry_cache``) and walks
+``.onnx`` run by ONNX Runtime (or OpenVINO with ``backend: openvino``), an OpenVINO IR ``.xml``,
+or a registered version ``models:/name@alias`` / ``models:/name/N``, whose file is downloaded
+once into ``predict.registry_cache``: :mod:`yolo_mlops.pipelines.registered_model`) and walks
 ``predict.source`` once, ``chunk_images`` images at a time: each chunk is decoded, letterboxed
 in batches of ``batch_size`` (a same-shape batch, one image included, to the smallest
 stride-multiple canvas, as the reference's predict), run through
@@ -36,8 +37,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from yolo_mlops.ingestion.dataset_yaml import IMAGE_SUFFIXES
-from yolo_mlops.ingestion.paths import project_root, resolve
-from yolo_mlops.pipelines.params import parse_params
+from yolo_mlops.pipelines.registered_model import local_model_file
 from yolo_mlops.yolo.device import select_device
 from yolo_mlops.yolo.inference import ImageDetections, detect_images, load_detector
 from yolo_mlops.yolo.io.checkpoint import read_checkpoint
@@ -50,8 +50,8 @@ DTYPES = {"image": "object", "class": "int64", "name": "object", "score": "float
           "x1": "float32", "y1": "float32", "x2": "float32", "y2": "float32"}  # fmt: skip
 COLUMNS = list(DTYPES)
 LIST_SUFFIX = ".txt"
-REGISTRY_PREFIX = "models:/"
-BACKENDS = ("onnxruntime", "torch")
+BACKENDS = ("onnxruntime", "openvino", "torch")
+EXPORTED_SUFFIXES = (".onnx", ".xml")  # run by onnxruntime / openvino, not torch
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class PredictParams:
 
     source: str = ""  # a folder, a glob, or a .txt list of image paths
     model: str = "data/06_models/best.pt"  # a checkpoint, an exported .onnx or models:/...
-    backend: str = "onnxruntime"  # models:/ only: onnxruntime (model.onnx) or torch (model.pt)
+    backend: str = "onnxruntime"  # onnxruntime or openvino (runs model.onnx), torch (model.pt)
     registry_cache: str = "data/06_models/registry"  # where models:/ files are downloaded
     imgsz: int = 0  # 0 = the size recorded in the model (training size / export size)
     conf: float = 0.25
@@ -69,7 +69,7 @@ class PredictParams:
     batch_size: int = 1
     chunk_images: int = 256  # images per Parquet part (and per report update)
     device: str = "auto"  # torch models only; .onnx runs on the CPU
-    threads: int = 0  # ONNX Runtime intra-op threads; 0 = all cores
+    threads: int = 0  # ONNX Runtime / OpenVINO intra-op threads; 0 = all cores
     save_images: bool = False  # also write annotated copies (data/07_model_output/annotated)
 
     def __post_init__(self) -> None:
@@ -132,25 +132,14 @@ def model_file(params: PredictParams, tracking: Mapping[str, Any] | None = None)
     Raises:
         RegisteredModelError: the URI names no version of the registry, or one without a file.
     """
-    if not params.model.startswith(REGISTRY_PREFIX):
-        return Path(params.model)
-    # Imported here: mlflow is needed only for registered models.
-    from yolo_mlops.tracking.config import TrackingParams, resolve_tracking_uri
-    from yolo_mlops.tracking.registry_files import registered_model_file
-
-    root = project_root()
-    settings = parse_params(TrackingParams, dict(tracking or {}), "tracking")
-    uri = resolve_tracking_uri(settings, root)
-    cache = resolve(params.registry_cache, root)
-    path = registered_model_file(params.model, uri, cache, params.backend)
-    logger.info("%s is %s (from %s)", params.model, path, uri)
-    return path
+    return local_model_file(params.model, tracking, params.registry_cache, params.backend)
 
 
 def open_model(params: PredictParams, path: Path) -> tuple[Any, int]:
     """The model at ``path`` (either backend) and the image size to letterbox to."""
-    if path.suffix.lower() == ".onnx":
-        model = load_detector(path, threads=params.threads or None)
+    if path.suffix.lower() in EXPORTED_SUFFIXES:
+        backend = "openvino" if params.backend == "openvino" else None  # else: the suffix's
+        model = load_detector(path, backend, threads=params.threads or None)
         return model, params.imgsz or model.imgsz
     checkpoint = read_checkpoint(path)
     model = load_detector(path, device=select_device(params.device))

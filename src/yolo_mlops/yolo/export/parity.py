@@ -23,7 +23,7 @@ import torch
 
 from yolo_mlops.yolo.data.letterbox import letterbox_batch
 from yolo_mlops.yolo.export.onnx_export import DecodedYOLO
-from yolo_mlops.yolo.export.runtime import OnnxRuntimeDetector
+from yolo_mlops.yolo.export.runtime import ExportedDetector
 from yolo_mlops.yolo.model.network import YOLO11
 
 
@@ -53,7 +53,7 @@ class Parity:
 
 
 def decoded_parity(
-    model: YOLO11, exported: OnnxRuntimeDetector, images: Iterable[np.ndarray], imgsz: int
+    model: YOLO11, exported: ExportedDetector, images: Iterable[np.ndarray], imgsz: int
 ) -> Parity:
     """Compare ``exported`` with ``model`` on decoded images (HWC BGR uint8, any sizes).
 

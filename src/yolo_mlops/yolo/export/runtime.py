@@ -1,13 +1,18 @@
-"""The ONNX Runtime backend: an exported YOLO11 run without torch.
+"""Exported YOLO11 models run without torch: the shared checks, and the ONNX Runtime backend.
 
-:class:`OnnxRuntimeDetector` opens a ``.onnx`` written by :func:`~.onnx_export.export_onnx` (or
-any graph with the same contract: input ``images`` float32 ``[B, 3, H, W]`` RGB in [0, 1], first
-output ``[B, 4 + nc, A]`` decoded as the reference's ``output0``), checks it, and maps letterboxed
-batches to decoded predictions. :meth:`OnnxRuntimeDetector.detect_images` is the whole predict
-path (letterbox, run, numpy NMS, back to original pixels) for serving without torch.
+:class:`ExportedDetector` holds what every runtime of an exported file shares: the contract of
+the graph (input ``images`` float32 ``[B, 3, H, W]`` RGB in [0, 1], first output
+``[B, 4 + nc, A]`` decoded as the reference's ``output0``), the metadata (class names, strides,
+imgsz), the checks, and :meth:`ExportedDetector.detect_images`, the whole predict path
+(letterbox, run, numpy NMS, back to original pixels) for serving without torch. A runtime
+subclass opens the file and runs a batch:
+
+* :class:`OnnxRuntimeDetector` (here): a ``.onnx`` file in an ONNX Runtime session;
+* :class:`~.openvino_runtime.OpenVinoDetector`: an OpenVINO IR ``.xml`` (or a ``.onnx``) on
+  OpenVINO's CPU plugin.
 
 Every problem with the file raises :class:`OnnxModelError` naming it: unreadable or truncated
-protobuf, a graph whose output is not ``[B, 4 + nc, A]``, or a class count other than the one the
+file, a graph whose output is not ``[B, 4 + nc, A]``, or a class count other than the one the
 caller expects.
 """
 
@@ -17,6 +22,7 @@ import ast
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +40,23 @@ DEFAULT_STRIDES = (8, 16, 32)
 
 
 class OnnxModelError(ValueError):
-    """A ``.onnx`` file that is not a usable exported YOLO11; the message names the file."""
+    """An exported file that is not a usable exported YOLO11; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A graph's input and first output as a runtime reports them.
+
+    Attributes:
+        inputs: ``(name, shape, is float32)`` of every input; a shape entry is an ``int`` or,
+            for a dynamic axis, anything else (a name, ``None``, ``-1``).
+        output_name: the first output's name.
+        output_shape: its shape, entries as in ``inputs``.
+    """
+
+    inputs: list[tuple[str, list, bool]]
+    output_name: str
+    output_shape: list
 
 
 def _parse_list(text: str) -> list | dict:
@@ -57,24 +79,11 @@ def _names_from(metadata: Mapping[str, str], path: Path) -> list[str] | None:
     return [str(name) for name in names]
 
 
-def _open_session(path: Path, threads: int | None, providers: Sequence[str]):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or 0  # 0 = ONNX Runtime's choice (all cores)
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    try:
-        return ort.InferenceSession(str(path), options, providers=list(providers))
-    except Exception as error:  # InvalidProtobuf, Fail, NotImplemented: all "unreadable file"
-        raise OnnxModelError(
-            f"{path}: not a readable ONNX model ({type(error).__name__}: {error}); re-export it "
-            "with yolo_mlops.yolo.export.onnx_export.export_onnx"
-        ) from error
-
-
-class OnnxRuntimeDetector:
-    """An exported YOLO11 in an ONNX Runtime session.
+class ExportedDetector:
+    """An exported YOLO11 in some runtime (a subclass says which); see the module docstring.
 
     Attributes:
-        path: the ``.onnx`` file.
+        path: the model file.
         names: class names (from the file's metadata; ``class<i>`` when it has none).
         nc: number of classes.
         strides: head strides (metadata ``stride``; 8, 16, 32 by default).
@@ -82,21 +91,18 @@ class OnnxRuntimeDetector:
         metadata: every metadata entry of the file.
     """
 
+    #: The name :func:`yolo_mlops.yolo.inference.load_detector` knows the runtime by.
+    backend = ""
+
     def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        num_classes: int | None = None,
-        threads: int | None = None,
-        providers: Sequence[str] = ("CPUExecutionProvider",),
+        self, path: str | os.PathLike[str], *, num_classes: int | None, threads: int | None
     ) -> None:
         """Open and check ``path``; ``num_classes``, if given, must equal the model's."""
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"ONNX model not found: {self.path}")
-        self.session = _open_session(self.path, threads, providers)
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.nc = self._check_signature()
+            raise FileNotFoundError(f"exported model not found: {self.path}")
+        self.metadata = self._open(threads)
+        self.nc = self._check_signature(self._signature())
         self.names = _names_from(self.metadata, self.path) or [f"class{i}" for i in range(self.nc)]
         if len(self.names) != self.nc:
             raise OnnxModelError(
@@ -115,23 +121,36 @@ class OnnxRuntimeDetector:
                 "expected; export a model trained on this dataset's classes"
             )
 
-    def _check_signature(self) -> int:
+    # ------------------------------------------------------------------ what a runtime provides
+    def _open(self, threads: int | None) -> dict[str, str]:
+        """Load ``self.path`` (``threads``: intra-op threads, None = all cores); its metadata."""
+        raise NotImplementedError
+
+    def _signature(self) -> Signature:
+        """The loaded graph's input and first output."""
+        raise NotImplementedError
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """The first output of the graph for ``float32 [B, 3, H, W]``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared
+    def _check_signature(self, signature: Signature) -> int:
         """Number of classes the graph's output ``[B, 4 + nc, A]`` declares; checks the input."""
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].type != "tensor(float)":
-            found = [(i.name, i.shape, i.type) for i in inputs]
+        inputs = signature.inputs
+        if len(inputs) != 1 or len(inputs[0][1]) != 4 or not inputs[0][2]:
             raise OnnxModelError(
-                f"{self.path}: expected one float input [B, 3, H, W], found {found}"
+                f"{self.path}: expected one float input [B, 3, H, W], found {inputs}"
             )
-        shape = outputs[0].shape
+        shape = signature.output_shape
         meta_nc = self.metadata.get("nc")
         width = shape[1] if len(shape) == 3 else None
         if not isinstance(width, int) and meta_nc is not None:
             width = int(meta_nc) + 4  # a dynamic class axis: trust the metadata, check at run time
         if len(shape) != 3 or not isinstance(width, int) or width < 5:
             raise OnnxModelError(
-                f"{self.path}: output {outputs[0].name!r} has shape {shape}; expected decoded "
-                "predictions [batch, 4 + nc, anchors] (export with NMS outside the graph)"
+                f"{self.path}: output {signature.output_name!r} has shape {shape}; expected "
+                "decoded predictions [batch, 4 + nc, anchors] (export with NMS outside the graph)"
             )
         return width - 4
 
@@ -148,7 +167,7 @@ class OnnxRuntimeDetector:
             batch = images.astype(np.float32) / 255  # a division, as the torch path does
         else:
             batch = images.astype(np.float32, copy=False)
-        output = self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
+        output = self._run(batch)
         expected = (batch.shape[0], 4 + self.nc, self.anchors(*batch.shape[2:]))
         if output.shape != expected:
             raise OnnxModelError(
@@ -177,3 +196,43 @@ class OnnxRuntimeDetector:
         found = non_max_suppression(self(batch), conf=conf, iou=iou, max_det=max_det)
         return [to_original(rows, item.gain, item.pad, image.shape[:2])
                 for rows, item, image in zip(found, boxed, images, strict=True)]  # fmt: skip
+
+
+class OnnxRuntimeDetector(ExportedDetector):
+    """An exported ``.onnx`` in an ONNX Runtime session (all graph optimisations on)."""
+
+    backend = "onnxruntime"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        num_classes: int | None = None,
+        threads: int | None = None,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ) -> None:
+        """Open and check ``path``; ``num_classes``, if given, must equal the model's."""
+        self.providers = list(providers)
+        super().__init__(path, num_classes=num_classes, threads=threads)
+
+    def _open(self, threads: int | None) -> dict[str, str]:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0  # 0 = ONNX Runtime's choice (all cores)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=self.providers)
+        except Exception as error:  # InvalidProtobuf, Fail, NotImplemented: all "unreadable"
+            raise OnnxModelError(
+                f"{self.path}: not a readable ONNX model ({type(error).__name__}: {error}); "
+                "re-export it with yolo_mlops.yolo.export.onnx_export.export_onnx"
+            ) from error
+        return dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def _signature(self) -> Signature:
+        inputs = [(i.name, list(i.shape), i.type == "tensor(float)")
+                  for i in self.session.get_inputs()]  # fmt: skip
+        output = self.session.get_outputs()[0]
+        return Signature(inputs, output.name, list(output.shape))
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
