@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -191,13 +192,22 @@ def _wait_for_new_run(stack, known: set[str], timeout_s: float = 300) -> str:
     raise TimeoutError("the pipeline created no run")
 
 
+def _lifecycle(stack, run_id: str) -> tuple[str, str]:
+    """``(status, lifecycle stage)`` of a run, read from PostgreSQL directly."""
+    with _database(stack) as conn:
+        query = "SELECT status, lifecycle_stage FROM runs WHERE run_uuid = %s"
+        return conn.execute(query, (run_id,)).fetchone()
+
+
 def test_a_server_killed_mid_run_leaves_one_version_and_no_running_run(
     stack, ci_run, monkeypatch, record_property
 ):
-    """Killed right after the run starts and restarted at once: the call in flight retries
+    """Killed right after the run is stored and restarted at once: the call in flight retries
     (``MLFLOW_HTTP_REQUEST_*`` of pipeline.env) and the run resumes, or a call that found the
     server gone ends the pipeline with the recovery command, which registers the model. Either
-    way: one new version, in the run that trained it, and no RUNNING run."""
+    way: one new version, in the run that trained it, and no RUNNING run. When the kill fell
+    between storing the run and answering, the retried creation stored a copy: the copy the
+    pipeline never heard of is ended and deleted."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # this test's own calls fail fast
     client = MlflowClient(ci_run.env["MLFLOW_TRACKING_URI"])
     with signed_in(Account("pipeline", ci_run.env["MLFLOW_TRACKING_PASSWORD"])):
@@ -208,7 +218,7 @@ def test_a_server_killed_mid_run_leaves_one_version_and_no_running_run(
         command, cwd=ci_run.project, env=ci_run.env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    lost_run = _wait_for_new_run(stack, known)
+    first_stored = _wait_for_new_run(stack, known)
     server = stack.script._read_json(stack.state / "stack.json")["mlflow"]["pid"]
     os.killpg(server, signal.SIGKILL)
     deadline = time.monotonic() + 30
@@ -218,7 +228,10 @@ def test_a_server_killed_mid_run_leaves_one_version_and_no_running_run(
     uri = stack.script.role_env(stack.state, "pipeline")["MLFLOW_TRACKING_URI"]
     assert uri == ci_run.env["MLFLOW_TRACKING_URI"]
     output, _ = pipeline.communicate(timeout=600)
+    trained = re.findall(r"MLflow: started run (\w+)", output)
+    assert len(trained) == 1, output[-4000:]
     record_property("after_the_kill", "recovered" if pipeline.returncode else "resumed")
+    record_property("creation", "retried" if first_stored != trained[0] else "answered")
     if pipeline.returncode != 0:  # tracking was lost: the recovery command it names
         assert RECOVERY in output, output[-4000:]
         recovered = _kedro(ci_run.project, ci_run.env, "--pipelines", "register")
@@ -227,5 +240,8 @@ def test_a_server_killed_mid_run_leaves_one_version_and_no_running_run(
     with signed_in(Account("pipeline", ci_run.env["MLFLOW_TRACKING_PASSWORD"])):
         versions = client.search_model_versions(f"name = '{MODEL}'")
     new = [v for v in versions if v.version not in before]
-    assert [v.run_id for v in new] == [lost_run]  # registered once, into the run it trained in
+    assert [v.run_id for v in new] == trained  # registered once, into the run it trained in
+    assert _lifecycle(stack, trained[0]) == ("FINISHED", "active")
+    if first_stored != trained[0]:
+        assert _lifecycle(stack, first_stored) == ("KILLED", "deleted")
     assert "RUNNING" not in _runs_in_database(stack).values()

@@ -228,7 +228,7 @@ def _create(
     client = MlflowClient(tracking_uri=uri)
     location = artifact_location(uri, params, project_path)
     experiment_id = store.experiment_id(client, resolve_experiment(params), location)
-    created = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+    created = store.create_run(client, experiment_id, run_name, tags)
     logger.info("MLflow: started run %s (%s) at %s", created.info.run_id, run_name, uri)
     return TrackedRun(uri, created.info.run_id, owned=True, on_unreachable=params.on_unreachable)
 

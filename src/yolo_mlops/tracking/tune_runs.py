@@ -54,8 +54,8 @@ def start_trial_run(
         client = _client(uri)
         experiment_id = client.get_run(parent_run_id).info.experiment_id
         all_tags = {PARENT_TAG: parent_run_id, STATE_TAG: "RUNNING", **tags}
-        created = client.create_run(experiment_id, run_name=name, tags={
-            k: str(v) for k, v in all_tags.items()})  # fmt: skip
+        created = store.create_run(client, experiment_id, name,
+                                   {k: str(v) for k, v in all_tags.items()})  # fmt: skip
         run_id = created.info.run_id
         flat = {sanitize_key(k): str(v)[:6000] for k, v in params.items()}
         store.log_batch(client, run_id, params=flat)

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 
 from yolo_mlops.ingestion.paths import project_root
 from yolo_mlops.pipelines.params import parse_params
 from yolo_mlops.pipelines.register.nodes import RegisterParams, registration
-from yolo_mlops.pipelines.tune import report, search
+from yolo_mlops.pipelines.tune import report, search, trial
 from yolo_mlops.pipelines.tune import study as tune_study
 from yolo_mlops.pipelines.tune.config import TuneParams
 from yolo_mlops.tracking import run as tracking_run
@@ -98,9 +96,7 @@ def register_best_trial(summary: dict[str, Any], tune: dict, register: dict) -> 
     if not settings.register or run is None or not best.get("mlflow_run_id"):
         reason = "tune.register is false" if not settings.register else "untracked search"
         return {"status": "skipped", "reason": reason}
-    checkpoint = torch.load(Path(best["save_dir"]) / "best.pt", map_location="cpu",
-                            weights_only=True)  # fmt: skip
-    checkpoint["training"] = None  # released form, as the train node writes best.pt
+    checkpoint = trial.best_checkpoint(best["save_dir"])
     metrics = {key.removeprefix("metrics/"): value for key, value in best["metrics"].items()}
     gate = dataclasses.replace(
         registration(parse_params(RegisterParams, register, "register")), serving_backend="torch"

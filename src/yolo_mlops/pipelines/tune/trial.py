@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 
 from yolo_mlops.pipelines.train.training_run import initial_state
 from yolo_mlops.pipelines.tune import space
@@ -131,3 +132,11 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     if reporter.best is None:
         raise RuntimeError(f"trial {trial.number} trained no epoch")
     return reporter.best
+
+
+def best_checkpoint(save_dir: str | Path) -> dict[str, Any]:
+    """The trial's ``best.pt`` (in ``save_dir``) without its resume state, as the train node
+    returns ``best``: the form a registered model has."""
+    checkpoint = torch.load(Path(save_dir) / "best.pt", map_location="cpu", weights_only=True)
+    checkpoint["training"] = None
+    return checkpoint
