@@ -174,52 +174,93 @@ def log_and_register(
         The registration record (JSON-able): model name, version, URIs, aliases, decision.
     """
     project_path = Path(project_path or Path.cwd())
-    exported = exported or ExportedModels()
     client = run.client
     facts = _read_run(client, run.run_id, project_path)
     headline = {key: read_metric(metrics, key) for key, *_ in model_card.HEADLINE_METRICS}
+    candidate = _Candidate(checkpoint, facts, headline, exported or ExportedModels())
 
     _ensure_eval_metrics(client, run.run_id, metrics)
-    model_id, model_uri = _log_model(run, (checkpoint, exported), registration, facts, headline)
+    logged_model = _log_model(run, (checkpoint, candidate.exported), registration, facts, headline)
     registry_review.log_dataset_input(client, run.run_id, project_path, facts.dataset)
-    # One version at a time per registered model: register, read the champion, decide, move
-    # the aliases and write the cards (see promotion_lock for how, across machines).
+    registered = _register_and_promote(run, registration, candidate, logged_model)
+    record_verdict(client, registered.card, registered.decision)
+    alias_moves.complete_lost_run(client, run.run_id)
+    return _record(run, registration, candidate, registered)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """What a version is registered from: the checkpoint dict, the facts of its run, its
+    headline metrics (fractions) and the exported files."""
+
+    checkpoint: Mapping[str, Any]
+    facts: _RunFacts
+    headline: dict[str, float]
+    exported: ExportedModels
+
+
+@dataclass(frozen=True)
+class _Registered:
+    """The version registered, the gate's decision, the aliases it holds and its card."""
+
+    logged: _LoggedVersion
+    decision: PromotionDecision
+    aliases: list[str]
+    card: model_card.ModelCard
+    transition: str
+
+
+def _register_and_promote(
+    run: TrackedRun, registration: Registration, candidate: _Candidate, logged: tuple[str, str]
+) -> _Registered:
+    """Register the logged model (``logged``: its id and URI), read the champion, decide, move
+    the aliases and write the cards: one version at a time per registered model (see
+    :mod:`~yolo_mlops.tracking.promotion_lock` for how, across machines)."""
+    client, name = run.client, registration.model_name
     holder = promotion_lock.holder_id(run.run_id)
-    with promotion_lock.held(client, registration.model_name, holder, registration.lock):
-        version = _register_version(run, registration.model_name, model_uri)
-        logged = _LoggedVersion(model_id=model_id, model_uri=model_uri, version=version)
-        decision, champion = _gate(client, registration, headline["mAP50-95"], exported.report)
-        tags = _version_tags(checkpoint, facts, headline, decision)
-        before = alias_moves.holders(client, registration.model_name, _aliases(registration))
-        aliases = _tag_version(client, registration, logged.version, tags, decision.promoted)
-        alias_moves.note_moves(client, registration.model_name, before, logged.version, run.run_id)
+    with promotion_lock.held(client, name, holder, registration.lock):
+        model_id, model_uri = logged
+        version = _register_version(run, name, model_uri)
+        version_record = _LoggedVersion(model_id=model_id, model_uri=model_uri, version=version)
+        report = candidate.exported.report
+        decision, champion = _gate(client, registration, candidate.headline["mAP50-95"], report)
+        tags = _version_tags(candidate.checkpoint, candidate.facts, candidate.headline, decision)
+        before = alias_moves.holders(client, name, _aliases(registration))
+        aliases = _tag_version(client, registration, version, tags, decision.promoted)
+        alias_moves.note_moves(client, name, before, version, run.run_id)
         card = _model_card(
-            registration, facts, logged, decision, checkpoint, headline=headline,
-            champion=champion, export_report=exported.report,
+            registration, candidate.facts, version_record, decision, candidate.checkpoint,
+            headline=candidate.headline, champion=champion, export_report=report,
         )  # fmt: skip
         policy = registration.policy
         transition = registry_review.describe(
             client, card, min_map50_95=policy.min_map50_95, min_improvement=policy.min_improvement
         )
-    record_verdict(client, card, decision)
-    alias_moves.complete_lost_run(client, run.run_id)
+    return _Registered(version_record, decision, aliases, card, transition)
+
+
+def _record(
+    run: TrackedRun, registration: Registration, candidate: _Candidate, registered: _Registered
+) -> dict[str, Any]:
+    """The registration record (JSON-able) that the register node writes."""
+    name, version = registration.model_name, registered.logged.version
     return {
         "status": "registered",
-        "model_name": registration.model_name,
-        "version": logged.version,
-        "model_uri": f"models:/{registration.model_name}/{logged.version}",
-        "logged_model_uri": logged.model_uri,
-        "logged_model_id": logged.model_id,
+        "model_name": name,
+        "version": version,
+        "model_uri": f"models:/{name}/{version}",
+        "logged_model_uri": registered.logged.model_uri,
+        "logged_model_id": registered.logged.model_id,
         "run_id": run.run_id,
-        "experiment_id": facts.experiment_id,
+        "experiment_id": candidate.facts.experiment_id,
         "tracking_uri": run.uri,
-        "aliases": aliases,
+        "aliases": registered.aliases,
         "serving_backend": registration.serving_backend,
-        "transition": transition,
-        "metrics": {key: _finite(value) for key, value in headline.items()},
-        "dataset_sha256": facts.dataset_sha,
-        "git_commit": facts.git_commit,
-        "promotion": {key: _finite(value) for key, value in asdict(decision).items()},
+        "transition": registered.transition,
+        "metrics": {key: _finite(value) for key, value in candidate.headline.items()},
+        "dataset_sha256": candidate.facts.dataset_sha,
+        "git_commit": candidate.facts.git_commit,
+        "promotion": {key: _finite(value) for key, value in asdict(registered.decision).items()},
     }
 
 
