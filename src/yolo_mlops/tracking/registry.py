@@ -322,10 +322,18 @@ def _log_model(
 
 
 def _register_version(run: TrackedRun, name: str, model_uri: str) -> str:
-    """Register ``model_uri`` as a new version of ``name`` (created when missing)."""
+    """Register ``model_uri`` as a new version of ``name`` (created when missing), once: a
+    creation the HTTP client sent twice (see :func:`~yolo_mlops.tracking.store.create_run`)
+    leaves a copy of the same source from the same run, which is deleted."""
     with using_tracking_uri(run.uri):
         version = str(mlflow.register_model(model_uri, name).version)
     logger.info("MLflow: registered %s v%s from %s", name, version, model_uri)
+    query = f"name = '{name}' and run_id = '{run.run_id}'"
+    for copy in run.client.search_model_versions(query):
+        if copy.source == model_uri and str(copy.version) != version:
+            run.client.delete_model_version(name, copy.version)
+            logger.warning("MLflow: %s v%s was registered twice (the request was retried); "
+                           "the copy v%s is deleted", name, version, copy.version)  # fmt: skip
     return version
 
 
