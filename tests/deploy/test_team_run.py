@@ -219,10 +219,10 @@ def test_a_server_killed_mid_run_leaves_one_version_and_no_running_run(
         stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     first_stored = _wait_for_new_run(stack, known)
-    server = stack.script._read_json(stack.state / "stack.json")["mlflow"]["pid"]
+    server = stack.script.files.read_json(stack.state / "stack.json")["mlflow"]["pid"]
     os.killpg(server, signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while stack.script._alive(server, "mlflow") and time.monotonic() < deadline:
+    while stack.script.processes.alive(server, "mlflow") and time.monotonic() < deadline:
         time.sleep(0.05)  # gone before start looks, or start would find it running
     stack.script.start(stack.state)  # restarts the tracking server only, on the same port
     uri = stack.script.role_env(stack.state, "pipeline")["MLFLOW_TRACKING_URI"]

@@ -17,19 +17,20 @@ def team_stack():
 
 
 def test_secrets_are_generated_once_and_readable_by_the_owner_only(team_stack, tmp_path):
-    first = team_stack.load_secrets(tmp_path)
-    assert team_stack.load_secrets(tmp_path) == first  # kept, not regenerated
+    first = team_stack.files.load_secrets(tmp_path)
+    assert team_stack.files.load_secrets(tmp_path) == first  # kept, not regenerated
     assert stat.S_IMODE((tmp_path / "secrets.json").stat().st_mode) == 0o600
     assert len({first[key] for key in ("pipeline", "reader", "admin", "postgres")}) == 4
 
 
 def test_the_admin_password_comes_from_the_environment_when_set(team_stack, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "from-env")
-    assert team_stack.load_secrets(tmp_path)["admin"] == "from-env"
+    assert team_stack.files.load_secrets(tmp_path)["admin"] == "from-env"
 
 
 def test_each_s3_identity_is_scoped_to_its_bucket(team_stack, tmp_path):
-    identities = team_stack._identities(team_stack.load_secrets(tmp_path))["identities"]
+    values = team_stack.files.load_secrets(tmp_path)
+    identities = team_stack.seaweedfs.identities(values)["identities"]
     actions = {identity["name"]: set(identity["actions"]) for identity in identities}
     assert actions["mlflow-server"] == {
         "Read:mlflow",
