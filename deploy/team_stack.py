@@ -104,9 +104,10 @@ def start(state: Path, models: tuple[str, ...] = (MODEL,)) -> dict[str, Any]:
 def stop(state: Path) -> None:
     """Stop what ``start`` recorded in ``stack.json`` (MLflow, then S3, then PostgreSQL)."""
     stack = files.read_json(state / "stack.json")
-    processes.end_group(stack.get("mlflow", {}).get("pid"), "mlflow")
+    processes.end_group(stack.get("mlflow", {}).get("pid"), MARKERS["mlflow"])
     weed = stack.get("seaweedfs", {})
-    processes.end_group(weed.get("pid"), "weed", timeout_s=12)  # its graceful stop takes ~10 s
+    # weed's graceful stop takes about 10 s
+    processes.end_group(weed.get("pid"), MARKERS["seaweedfs"], timeout_s=12)
     for port in weed.get("ports", {}).values():  # gRPC sockets weed always puts in /tmp
         for sock in Path("/tmp").glob(f"seaweedfs-*-{port + 1}.sock"):
             sock.unlink(missing_ok=True)

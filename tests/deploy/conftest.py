@@ -112,8 +112,7 @@ def stack() -> Iterator[Stack]:
     finally:
         record = team_stack.files.read_json(state / "stack.json")  # a test may have restarted one
         team_stack.stop(state)
-        markers = {"mlflow": "mlflow", "seaweedfs": "weed", "postgres": "postgres"}
-        still = [name for name, marker in markers.items()
+        still = [name for name, marker in team_stack.MARKERS.items()
                  if team_stack.processes.alive(record[name]["pid"], marker)]  # fmt: skip
         shutil.rmtree(state, ignore_errors=True)
         assert not still, f"stop left {still} running"

@@ -118,6 +118,21 @@ def sample_image(coco128_zip: Path | None) -> tuple[bytes, tuple[int, int]]:
     return data, image.shape[:2]
 
 
+def sent_twice(monkeypatch, method: str) -> None:
+    """Make ``MlflowClient.<method>`` send its request twice, as MLflow's retrying client does
+    when the server stored the first and died before answering: the caller gets the second
+    answer and never hears of the first."""
+    from mlflow import MlflowClient
+
+    real = getattr(MlflowClient, method)
+
+    def twice(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, method, twice)
+
+
 def start_run(uri: str, project: Path, **overrides: Any) -> tracking_run.TrackedRun:
     """Start a tracked run on ``uri`` (the state is reset by the autouse fixture)."""
     params = TrackingParams(uri=uri, **overrides)

@@ -20,7 +20,14 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import COCO128_ZIP, PROJECT_ROOT
-from tests.tracking.helpers import embedded_store, free_port, sample_image, start_run, wait_http
+from tests.tracking.helpers import (
+    embedded_store,
+    free_port,
+    sample_image,
+    sent_twice,
+    start_run,
+    wait_http,
+)
 from yolo_mlops.tracking import run as tracking_run
 from yolo_mlops.tracking.model_files import ExportedModels, pinned_requirements
 from yolo_mlops.tracking.promotion import PromotionPolicy
@@ -69,14 +76,8 @@ def test_a_version_registered_twice_by_a_retried_request_is_kept_once(
 ):
     """MLflow's client retries POSTs: a server that stored the version and died before
     answering stores it again. The copy (same source, same run) is deleted."""
-    real = MlflowClient._create_model_version
-
-    def twice(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        return real(self, *args, **kwargs)
-
     start_run(embedded_store(tmp_path), tmp_path, experiment="retried")
-    monkeypatch.setattr(MlflowClient, "_create_model_version", twice)
+    sent_twice(monkeypatch, "_create_model_version")
     metrics = {"mAP50": 0.5, "mAP50-95": 0.3}
     record = log_and_register(tracking_run.current(), checkpoint, metrics,
                               Registration("retried"), tmp_path)  # fmt: skip
@@ -86,6 +87,7 @@ def test_a_version_registered_twice_by_a_retried_request_is_kept_once(
     assert str(client.get_model_version_by_alias("retried", "champion").version) == "2"
 
 
+@pytest.mark.integration
 def test_promotion_moves_champion_only_for_a_better_challenger(mlflow_server, registered):
     client = MlflowClient(mlflow_server)
     assert [r["promotion"]["promoted"] for r in registered] == [True, True, False]

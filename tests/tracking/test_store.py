@@ -5,20 +5,8 @@ import logging
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from tests.tracking.helpers import embedded_store
+from tests.tracking.helpers import embedded_store, sent_twice
 from yolo_mlops.tracking import store
-
-
-def _retried_create_run(monkeypatch):
-    """``create_run`` as MLflow's retrying client does it when the first answer was lost: the
-    server stores the run, the client never hears of it and sends the same request again."""
-    real = MlflowClient.create_run
-
-    def twice(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(MlflowClient, "create_run", twice)
 
 
 def test_a_retried_creation_leaves_one_live_run_and_ends_and_deletes_the_copy(
@@ -26,7 +14,7 @@ def test_a_retried_creation_leaves_one_live_run_and_ends_and_deletes_the_copy(
 ):
     client = MlflowClient(embedded_store(tmp_path))
     experiment = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
-    _retried_create_run(monkeypatch)
+    sent_twice(monkeypatch, "create_run")
     with caplog.at_level(logging.WARNING, logger="yolo_mlops.tracking.store"):
         kept = store.create_run(client, experiment, "train", {"k": "v"})
 
