@@ -38,7 +38,11 @@ logger = logging.getLogger("team_stack")
 EXPERIMENT = "yolo-mlops"
 MODEL = "yolo11n-coco128"
 #: The process of each service, by the word its command line contains (a pid is not reused).
-MARKERS = {"postgres": "postgres", "seaweedfs": "weed", "mlflow": "mlflow"}
+MARKERS = {
+    "postgres": postgres.MARKER,
+    "seaweedfs": seaweedfs.MARKER,
+    "mlflow": mlflow_server.MARKER,
+}
 
 
 def _provision(stack: dict[str, Any], values: dict[str, str], models: tuple[str, ...]) -> None:

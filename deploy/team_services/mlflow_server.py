@@ -11,6 +11,8 @@ from team_services import files, processes
 from team_services.postgres import database_uri
 from team_services.seaweedfs import ARTIFACT_BUCKET
 
+MARKER = "mlflow"  # a word of the server's command line (a pid is not reused)
+
 
 def _auth_config(state: Path, stack: dict[str, Any], values: dict[str, str]) -> Path:
     path = state / "basic_auth.ini"

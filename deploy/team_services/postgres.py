@@ -18,6 +18,7 @@ from team_services import files, processes
 
 PG_BIN = Path(os.environ.get("TEAM_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_USER = "postgres"
+MARKER = "postgres"  # a word of the postmaster's command line (a pid is not reused)
 
 
 def _as_postgres(command: list[str]) -> list[str]:
@@ -95,13 +96,13 @@ def _create_databases(port: int, values: dict[str, str]) -> None:
 def stop(entry: dict[str, Any], timeout_s: float = 60) -> None:
     """Fast shutdown (SIGINT to the postmaster: roll back sessions, checkpoint, exit)."""
     pid = entry.get("pid")
-    if not processes.alive(pid, "postgres"):
+    if not processes.alive(pid, MARKER):
         return
     os.kill(pid, signal.SIGINT)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and processes.alive(pid, "postgres"):
+    while time.monotonic() < deadline and processes.alive(pid, MARKER):
         time.sleep(0.2)
-    if processes.alive(pid, "postgres"):
+    if processes.alive(pid, MARKER):
         os.kill(pid, signal.SIGQUIT)  # immediate shutdown; recovery runs at the next start
 
 

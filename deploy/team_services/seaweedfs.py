@@ -16,6 +16,7 @@ from team_services import files, processes
 
 ARTIFACT_BUCKET = "mlflow"  # the tracking server's artifact store (s3://mlflow/artifacts)
 DVC_BUCKET = "dvc"  # the DVC remote (s3://dvc/store)
+MARKER = "weed"  # a word of the server's command line (a pid is not reused)
 WEED_PORTS = 8  # master, volume, filer, s3: an http and a grpc port each
 
 
