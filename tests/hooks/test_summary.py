@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -37,6 +38,19 @@ def test_failed_run_says_why(hook, caplog):
     with caplog.at_level(logging.INFO, logger="yolo_mlops.hooks.summary"):
         hook.on_pipeline_error(RuntimeError("boom"), {})
     assert "FAILED" in caplog.text and "RuntimeError: boom" in caplog.text
+
+
+def test_a_run_that_lost_its_server_before_the_block_started_is_named_not_untracked(
+    monkeypatch, tmp_path, caplog
+):
+    lost = tracking_run.TrackedRun("http://127.0.0.1:9", "3c1f" * 8, owned=True, broken=True)
+    monkeypatch.setattr(tracking_run._state, "active", lost)
+    hook = RunSummaryHook()
+    hook.before_pipeline_run({"project_path": str(tmp_path), "env": "ci"}, None, catalog={})
+    with caplog.at_level(logging.INFO, logger="yolo_mlops.hooks.summary"):
+        hook.on_pipeline_error(RuntimeError("tracking lost"), {})
+    assert re.search(rf"MLflow run +: \({lost.run_id}\)", caplog.text)
+    assert "not tracked" not in caplog.text
 
 
 def _unfinished_last(save_dir, epochs: int = 3) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from tests.tracking.helpers import start_mlflow_server, stop
 from yolo_mlops.tracking import orphans
 from yolo_mlops.tracking import run as tracking_run
 from yolo_mlops.tracking.config import TrackingParams
@@ -86,6 +87,30 @@ def test_resume_links_both_runs_and_register_uses_the_training_run(mlflow_server
     assert target.run_id == trained.run_id
     assert client.get_run(resumed.run_id).data.tags[orphans.TRAINED_IN_TAG] == trained.run_id
     tracking_run.end("FINISHED")
+
+
+def test_a_run_that_lost_its_server_before_training_is_still_named_by_the_checkpoint(tmp_path):
+    """The server died right after the run was created: logging stops, but the checkpoints
+    name the run, so the recovery command (a new run, server back) registers into it."""
+    process, uri = start_mlflow_server(tmp_path, own_group=True)
+    try:
+        lost = _start(uri, "training")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    tracking_run.set_tags({"after": "the kill"})  # the first call that finds the server gone
+    assert tracking_run.current() is None and tracking_run.lost_reason()
+    checkpoint = {"config": orphans.checkpoint_meta()}
+    assert orphans.recorded_run_id(checkpoint["config"]) == lost.run_id
+    tracking_run.end("FINISHED")
+
+    process, uri = start_mlflow_server(tmp_path)  # back, on the same store
+    try:
+        recovery = _start(uri, "register")
+        assert orphans.training_run(checkpoint, recovery).run_id == lost.run_id
+        tracking_run.end("FINISHED")
+    finally:
+        stop(process)
 
 
 def test_register_stays_in_its_run_when_the_training_run_is_unknown(mlflow_server):

@@ -83,10 +83,12 @@ class RunSummaryHook:
             env=str(run_params.get("env") or "local"),
             params=dotted(run_params.get("runtime_params") or {}),
         )
-        run = tracking_run.current()
+        run = tracking_run.pipeline_run()
         if run is None:
             return
         self._summary.run_id = run.run_id
+        if run.broken:  # its server is gone already: the id is what the block can name
+            return
         try:
             info = run.client.get_run(run.run_id).info
         except Exception as error:  # the summary never fails a run

@@ -28,8 +28,12 @@ TRAINED_IN_TAG = "trained_in_run_id"
 
 
 def checkpoint_meta() -> dict[str, Any]:
-    """``{"tracking": {"run_id", "tracking_uri"}}`` of the current run, or ``{}`` untracked."""
-    run = tracking_run.current()
+    """``{"tracking": {"run_id", "tracking_uri"}}`` of the pipeline's run, or ``{}`` untracked.
+
+    A run that lost its server before training still names itself: the recovery command
+    registers the model into it (see :func:`training_run`).
+    """
+    run = tracking_run.pipeline_run()
     if run is None:
         return {}
     return {"tracking": {"run_id": run.run_id, "tracking_uri": run.uri}}

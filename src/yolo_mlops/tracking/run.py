@@ -104,6 +104,18 @@ def current() -> TrackedRun | None:
     return None
 
 
+def pipeline_run() -> TrackedRun | None:
+    """The run this pipeline execution belongs to, even after it lost its server mid-run.
+
+    Unlike :func:`current` (where logging goes, ``None`` once the server was lost), this is the
+    run whose model this process trains: the checkpoints name it, so the recovery command
+    registers the model there and completes it.
+    """
+    if _state.disabled_reason is None and _state.active is not None:
+        return _state.active
+    return current()
+
+
 def lost_reason() -> str | None:
     """Why the pipeline's run lost its tracking server mid-run, or ``None`` when it did not."""
     run = _state.active
