@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from mlflow import MlflowClient
@@ -101,6 +102,14 @@ def test_ci_run_gives_one_run_with_params_epochs_artifacts_tags_and_a_version(
     assert "?" not in card.split("- recipe:")[1].splitlines()[0]
     assert version.tags["promoted"] == "yes" and version.tags["speed.machine"]
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["coco128"]
+    # 2 epochs of 8 images never reach bf16's start (after 60 optimizer steps): the checkpoint,
+    # the run tag (planned at the start) and the card all say float32, what the run trained in
+    best = torch.load(project / "data/06_models/best.pt", weights_only=True)
+    trained = best["config"]["precision"]
+    assert trained.startswith("float32")
+    assert tags["training.precision"] == trained
+    assert version.tags["training.precision"] == trained
+    assert f"numeric precision: {trained}" in card
 
     # The summary block closes the run.
     (block,) = [r.getMessage() for r in caplog.records if "run summary" in r.getMessage()]

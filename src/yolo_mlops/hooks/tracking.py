@@ -31,7 +31,7 @@ from kedro.framework.hooks import hook_impl
 from yolo_mlops.hooks.summary import INTERRUPTS
 from yolo_mlops.hooks.weights import PretrainedWeightsHook
 from yolo_mlops.pipelines.params import parse_params
-from yolo_mlops.tracking import lineage, precision_tag, recovery, reports, ui
+from yolo_mlops.tracking import lineage, precision_tag, recovery, registry, reports, ui
 from yolo_mlops.tracking import run as tracking_run
 from yolo_mlops.tracking.config import TrackingParams
 from yolo_mlops.tracking.params_flatten import flatten, flatten_for_mlflow
@@ -120,6 +120,10 @@ class MlflowTrackingHook:
             tracking_run.log_metrics(reports.numeric_items(data, reports.EVAL_PREFIX))
         if dataset_name == "validation_summary":
             tracking_run.log_metrics(reports.numeric_items(data, reports.DATA_PREFIX))
+        if dataset_name == "model_checkpoint" and isinstance(data, dict):
+            trained = registry.trained_precision(data)  # the planned value, now what happened
+            if trained:
+                tracking_run.set_tags({precision_tag.TAG: trained})
         path = reports.report_file(self._catalog, dataset_name, project_path)
         if path is not None:
             tracking_run.log_artifact(path, reports.ARTIFACT_DIR)

@@ -19,6 +19,8 @@ from yolo_mlops.yolo.train import precision
 from yolo_mlops.yolo.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
+#: The run tag; set when the run starts, replaced by what the checkpoint trained in at its end.
+TAG = "training.precision"
 
 
 def precision_tags(params: Mapping[str, Any], node_names: Collection[str]) -> dict[str, str]:
@@ -42,9 +44,9 @@ def precision_tags(params: Mapping[str, Any], node_names: Collection[str]) -> di
         )
     except (ValueError, RuntimeError) as error:
         logger.debug("precision not resolved: %s", error)
-        return {"training.precision": lineage.UNKNOWN}
+        return {TAG: lineage.UNKNOWN}
     if dtype is None:
-        return {"training.precision": "float32"}
+        return {TAG: "float32"}
     value = precision.autocast_label(dtype)
     steps = precision.float32_steps(
         dtype,
@@ -55,4 +57,4 @@ def precision_tags(params: Mapping[str, Any], node_names: Collection[str]) -> di
         value += f" after {steps} float32 optimizer steps"
     if dtype is torch.bfloat16 and not precision.native_bf16():
         value += " (emulated: no native bf16)"
-    return {"training.precision": value}
+    return {TAG: value}

@@ -10,7 +10,8 @@ Registry review uses aliases and tags only (stages are deprecated in MLflow 3):
   short enough for the registry's version list), ``precision``, ``recall``, ``mAP50``,
   ``mAP50-95``, ``speed_ms/inference``, ``speed.machine`` and ``speed.load`` (where the latency
   was measured), ``dataset_sha256``, ``run_id``, ``git_commit``, ``base_weights.*``,
-  ``training.precision`` (the run's, ``unknown`` for a run that did not train), and a model
+  ``training.precision`` (what the checkpoint trained in, else the run's tag, ``unknown`` for a
+  run that did not train), and a model
   card as its description (:mod:`.model_card`, :mod:`.registry_review`);
 - the gate (:mod:`.promotion`) moves ``champion`` to the new version when its mAP50-95 clears
   the floor and beats the current champion's by the margin, and never when the export report
@@ -29,7 +30,7 @@ import math
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ class _RunFacts:
     dataset: model_card.DatasetFacts
     dataset_sha: str | None
     git_commit: str
-    precision: str  # the run's training.precision tag; unknown when the run did not train
+    precision: str  # the checkpoint's config.precision, else the run's training.precision tag
     speed: model_card.SpeedContext  # where the latency was measured
 
 
@@ -176,6 +177,7 @@ def log_and_register(
     project_path = Path(project_path or Path.cwd())
     client = run.client
     facts = _read_run(client, run.run_id, project_path)
+    facts = replace(facts, precision=trained_precision(checkpoint) or facts.precision)
     headline = {key: read_metric(metrics, key) for key, *_ in model_card.HEADLINE_METRICS}
     candidate = _Candidate(checkpoint, facts, headline, exported or ExportedModels())
 
@@ -262,6 +264,13 @@ def _record(
         "git_commit": candidate.facts.git_commit,
         "promotion": {key: _finite(value) for key, value in asdict(registered.decision).items()},
     }
+
+
+def trained_precision(checkpoint: Mapping[str, Any]) -> str | None:
+    """What the checkpoint's weights trained in (its ``config.precision``, written by the
+    trainer), or ``None`` for a checkpoint from before that entry or from another trainer."""
+    value = (checkpoint.get("config") or {}).get("precision")
+    return str(value) if value else None
 
 
 def _read_run(client: MlflowClient, run_id: str, project_path: Path) -> _RunFacts:

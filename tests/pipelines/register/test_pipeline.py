@@ -21,6 +21,7 @@ from tests.tracking.helpers import embedded_store, free_port, synthetic_jpeg
 from yolo_mlops.datasets.checkpoint_dataset import CheckpointDataset
 from yolo_mlops.pipelines.register import create_pipeline
 from yolo_mlops.pipelines.register.nodes import register_model
+from yolo_mlops.tracking import run as tracking_run
 
 CATALOG = {
     "model_checkpoint": {
@@ -46,6 +47,15 @@ def test_register_model_skips_with_a_reason_when_untracked(caplog):
     assert record["status"] == "skipped"
     assert "no MLflow run" in record["reason"]
     assert "kedro run --pipelines register" in caplog.text
+
+
+def test_register_model_skipped_after_a_lost_server_says_so(monkeypatch):
+    lost = tracking_run.TrackedRun("http://127.0.0.1:9", "ab" * 16, owned=True, broken=True,
+                                   broken_reason="set tags: GET /health failed")  # fmt: skip
+    monkeypatch.setattr(tracking_run._state, "active", lost)
+    record = register_model({}, {"mAP50-95": 0.3}, {}, {}, {"model_name": "m"})
+    assert record["status"] == "skipped"
+    assert record["reason"] == "MLflow tracking was lost mid-run (set tags: GET /health failed)"
 
 
 @pytest.fixture

@@ -109,7 +109,19 @@ def test_only_a_bf16_run_from_scratch_has_float32_steps():
     assert float32_steps(torch.bfloat16, fp32_steps=0, from_scratch=True) == 0
 
 
-def test_describe_names_the_dtype_and_the_first_epoch_one_based():
-    assert describe(None, 0) == "fp32"
-    assert describe(torch.bfloat16, 30) == "bfloat16 autocast from epoch 31"
-    assert describe(torch.float16, 0) == "float16 autocast from epoch 1"
+def test_describe_says_what_the_epochs_train_in(monkeypatch):
+    monkeypatch.setattr("yolo_mlops.yolo.train.precision.native_bf16", lambda: True)
+    assert describe(None, 0, epochs=2) == "float32"
+    assert describe(torch.float16, 0, epochs=2) == "float16 autocast"
+    assert describe(torch.bfloat16, 30, epochs=100) == (
+        "bfloat16 autocast from epoch 31 (float32 before)"
+    )
+    assert describe(torch.bfloat16, 30, epochs=30) == (
+        "float32 (bfloat16 autocast would start at epoch 31)"
+    )  # the run ends before the switch
+
+
+def test_describe_says_when_bf16_is_emulated(monkeypatch):
+    monkeypatch.setattr("yolo_mlops.yolo.train.precision.native_bf16", lambda: False)
+    assert describe(torch.bfloat16, 0, epochs=1) == "bfloat16 autocast (emulated: no native bf16)"
+    assert describe(torch.bfloat16, 3, epochs=2).startswith("float32 (")

@@ -194,11 +194,20 @@ def test_bf16_from_scratch_trains_the_first_steps_in_fp32(cache, tmp_path, caplo
         for name, more in (
             ("fp32", {"bf16": False}),
             ("after2", {"bf16": True, "bf16_after_steps": 2}),
+            ("after9", {"bf16": True, "bf16_after_steps": 9}),  # 9 > the run's 4 steps
         )
     }
     assert runs["after2"][0] == runs["fp32"][0]  # epoch 1: float32
     assert runs["after2"][1] != runs["fp32"][1]  # epoch 2: bf16 autocast
+    assert runs["after9"] == runs["fp32"]
     assert "bfloat16 autocast from epoch 2" in caplog.text
+    trained = {
+        name: torch.load(tmp_path / name / "best.pt", weights_only=True)["config"]["precision"]
+        for name in runs
+    }
+    assert trained["fp32"] == "float32"
+    assert trained["after2"].startswith("bfloat16 autocast from epoch 2 (float32 before)")
+    assert trained["after9"] == "float32 (bfloat16 autocast would start at epoch 6)"
 
 
 def test_without_validation_best_is_the_final_ema_and_patience_is_ignored(cache, tmp_path, caplog):

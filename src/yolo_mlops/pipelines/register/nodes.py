@@ -103,7 +103,9 @@ def register_model(
     settings = parse_params(RegisterParams, params, "register")
     run = tracking_run.current()
     if run is None:
-        reason = "no MLflow run (tracking disabled or store unreachable)"
+        lost = tracking_run.lost_reason()
+        reason = (f"MLflow tracking was lost mid-run ({lost})" if lost
+                  else "no MLflow run (tracking disabled or store unreachable)")  # fmt: skip
         logger.warning(
             "register_model: %s; model NOT registered. Run `kedro run --pipelines register` "
             "once the tracking store is reachable.",

@@ -91,8 +91,21 @@ def autocast_label(dtype: torch.dtype) -> str:
     return f"{str(dtype).removeprefix('torch.')} autocast"
 
 
-def describe(dtype: torch.dtype | None, first_epoch: int) -> str:
-    """``"fp32"`` or e.g. ``"bfloat16 autocast from epoch 31"`` (1-based) for the start-up log."""
+def describe(dtype: torch.dtype | None, first_epoch: int, epochs: int) -> str:
+    """The precision ``epochs`` epochs train in, for the start-up log and the checkpoints.
+
+    ``first_epoch``: the 0-based epoch ``dtype`` takes over (:func:`first_bf16_epoch`). E.g.
+    ``"float32"``, ``"bfloat16 autocast"``, ``"bfloat16 autocast from epoch 31 (float32 before)"``,
+    or, when the run ends first, ``"float32 (bfloat16 autocast would start at epoch 31)"``;
+    ``" (emulated: no native bf16)"`` is added when bfloat16 runs on a CPU without it.
+    """
     if dtype is None:
-        return "fp32"
-    return f"{autocast_label(dtype)} from epoch {first_epoch + 1}"
+        return "float32"
+    label = autocast_label(dtype)
+    if first_epoch >= epochs:
+        return f"float32 ({label} would start at epoch {first_epoch + 1})"
+    if first_epoch > 0:
+        label += f" from epoch {first_epoch + 1} (float32 before)"
+    if dtype is torch.bfloat16 and not native_bf16():
+        label += " (emulated: no native bf16)"
+    return label

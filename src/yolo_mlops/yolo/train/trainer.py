@@ -176,11 +176,19 @@ class Trainer:
         batches = run.schedule.batches_per_epoch
         training = train_state.snapshot(epoch - 1, run.objects, run.progress, batches,
                                         partial=stats.partial)  # fmt: skip
-        train_state.write(self.last_path, run.objects.ema, self._checkpoint_config(run), training)
+        config = self._checkpoint_config(run, epoch + 1)
+        train_state.write(self.last_path, run.objects.ema, config, training)
         raise TrainingInterrupted(stop.signum, self.last_path, epoch, stats.steps)
 
-    def _checkpoint_config(self, run: _Run) -> dict[str, Any]:
-        meta = {"optimizer": optimizer_record(run.objects.optimizer), **self.checkpoint_meta}
+    def _checkpoint_config(self, run: _Run, epochs: int) -> dict[str, Any]:
+        """The checkpoint's ``config`` after ``epochs`` epochs (the last one possibly partial):
+        ``precision`` says what they trained in."""
+        options = run.options
+        meta = {
+            "optimizer": optimizer_record(run.objects.optimizer),
+            "precision": describe(options.autocast_dtype, options.first_reduced_epoch, epochs),
+            **self.checkpoint_meta,
+        }
         return train_state.checkpoint_config(
             run.objects.model, self.config, run.imgsz, run.names, **meta
         )
@@ -328,7 +336,7 @@ class Trainer:
             LOGGER.info(
                 "validation is off: best.pt will be the final EMA weights and patience is ignored"
             )
-        precision = describe(options.autocast_dtype, options.first_reduced_epoch)
+        precision = describe(options.autocast_dtype, options.first_reduced_epoch, cfg.epochs)
         LOGGER.info(
             "training YOLO11%s on %s: %d images, imgsz %d, batch %d, %d epochs, %s, "
             "%d loader worker(s), %d thread(s)", cfg.scale, device, self._num_images(),
@@ -373,7 +381,8 @@ class Trainer:
             final = stop or epoch + 1 == cfg.epochs
             batches = run.schedule.batches_per_epoch
             training = train_state.snapshot(epoch, run.objects, run.progress, batches, final=final)
-            train_state.write(self.last_path, ema, self._checkpoint_config(run), training)
+            config = self._checkpoint_config(run, epoch + 1)
+            train_state.write(self.last_path, ema, config, training)
             if improved:  # the same bytes: link (or copy) instead of serialising twice
                 atomic_copy(self.last_path, self.best_path)
             LOGGER.info(
