@@ -87,33 +87,30 @@ _state = _ProcessState()
 
 
 def current() -> TrackedRun | None:
-    """The run to log into, or ``None`` (tracking off, or no run anywhere).
+    """The run to log into, or ``None`` (tracking off, no run anywhere, or its server was lost
+    mid-run: see :func:`pipeline_run`)."""
+    run = pipeline_run()
+    return None if run is not None and run.broken else run
+
+
+def pipeline_run() -> TrackedRun | None:
+    """The run this pipeline execution belongs to, even after it lost its server mid-run.
 
     Order: the run started or joined by the hook in this process; else ``$MLFLOW_RUN_ID`` with
-    ``$MLFLOW_TRACKING_URI`` (a child process or task of a tracked pipeline).
+    ``$MLFLOW_TRACKING_URI`` (a child process or task of a tracked pipeline). Unlike
+    :func:`current` it stays the run once the server was lost: the checkpoints name it, so the
+    recovery command registers the model there and completes it.
     """
     if _state.disabled_reason is not None:
         return None
     if _state.active is not None:
-        return None if _state.active.broken else _state.active
+        return _state.active
     run_id = os.environ.get(RUN_ID_ENV)
     if run_id:
         import mlflow
 
         return TrackedRun(uri=mlflow.get_tracking_uri(), run_id=run_id)
     return None
-
-
-def pipeline_run() -> TrackedRun | None:
-    """The run this pipeline execution belongs to, even after it lost its server mid-run.
-
-    Unlike :func:`current` (where logging goes, ``None`` once the server was lost), this is the
-    run whose model this process trains: the checkpoints name it, so the recovery command
-    registers the model there and completes it.
-    """
-    if _state.disabled_reason is None and _state.active is not None:
-        return _state.active
-    return current()
 
 
 def lost_reason() -> str | None:
